@@ -1,6 +1,7 @@
 //! The command line: argument parsing, output, exit codes. Library modules never print; this
 //! module decides what the user sees.
 
+mod diff;
 mod init;
 mod lock;
 
@@ -79,6 +80,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Resolve the spec into `envbuild.lock`.
     Lock(lock::LockArgs),
+    /// Show what changed between two locks, package by package.
+    Diff(diff::DiffArgs),
 }
 
 /// An error on its way to the user, with the exit code it deserves.
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init(args) => init::run(&cli.global, args),
         Command::Lock(args) => lock::run(&cli.global, args),
+        Command::Diff(args) => diff::run(&cli.global, args),
     }
 }
 
