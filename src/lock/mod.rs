@@ -52,9 +52,9 @@ pub struct Lock {
     /// Target name → what it holds, in build order of its chain.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetLock>,
-    #[serde(default, rename = "package")]
+    #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<PackageLock>,
-    #[serde(default, rename = "extension")]
+    #[serde(default, rename = "extension", skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<ExtensionLock>,
 }
 
