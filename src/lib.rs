@@ -18,6 +18,7 @@ pub mod lock;
 pub mod platform;
 pub mod registry;
 pub mod resolve;
+pub mod sbom;
 pub mod spec;
 pub mod tags;
 pub mod vsix;
