@@ -318,3 +318,45 @@ fn archive_is_read_as_oci_and_docker() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `podman load` into a throw-away store (vfs driver, its own root and run folders), so the
+/// machine's own image store is not touched.
+#[test]
+fn podman_loads_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(&tmp.path().join("layout")).unwrap();
+    let (manifest, _) = build(&layout, Platform::LinuxAmd64);
+    let out = tmp.path().join("image.tar");
+    write_archive(&layout, &manifest, "localhost/envbuild-test:1.0", &out).unwrap();
+
+    let root = tmp.path().join("store").display().to_string();
+    let runroot = tmp.path().join("run").display().to_string();
+    let podman = |args: &[&str]| {
+        let mut all = vec![
+            "--root",
+            &root,
+            "--runroot",
+            &runroot,
+            "--storage-driver",
+            "vfs",
+        ];
+        all.extend_from_slice(args);
+        run("podman", &all)
+    };
+    let loaded = podman(&["load", "-i", &out.display().to_string()]);
+    assert!(loaded.contains("localhost/envbuild-test:1.0"), "{loaded}");
+
+    let images: Value = serde_json::from_str(&podman(&["images", "--format", "json"])).unwrap();
+    // podman's image ID is the config digest.
+    let doc: Value = serde_json::from_slice(&layout.read_blob(&manifest.digest).unwrap()).unwrap();
+    let config_hex = doc["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let image = &images[0];
+    assert_eq!(
+        image["Names"],
+        serde_json::json!(["localhost/envbuild-test:1.0"])
+    );
+    assert_eq!(image["Id"], config_hex);
+}
