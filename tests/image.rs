@@ -191,6 +191,11 @@ fn index_names_each_platform() {
     assert_eq!(raw["manifests"][0]["digest"], amd.digest.as_str());
     assert_eq!(raw["manifests"][1]["digest"], arm.digest.as_str());
 
+    let out = tmp.path().join("multi.tar");
+    let err = write_archive(&layout, &index, "localhost/x:1", &out).unwrap_err();
+    assert!(matches!(err, ImageError::NotAManifest { .. }), "{err:?}");
+    assert!(!out.exists());
+
     // skopeo picks the manifest for the requested platform out of the index.
     for arch in ["arm64", "amd64"] {
         let info = skopeo_json(&["--override-arch", arch, "inspect", &r]);

@@ -21,6 +21,10 @@ fn long_name() -> String {
     format!("opt/venv/lib/{}/{}.py", "d".repeat(60), "m".repeat(80))
 }
 
+fn long_dir() -> String {
+    format!("opt/{}", "x".repeat(110))
+}
+
 fn long_target() -> String {
     format!("/usr/{}/python3", "t".repeat(120))
 }
@@ -38,6 +42,7 @@ fn sample_entries() -> Vec<Entry> {
         Entry::bytes(long_name(), 0o644, "x = 1\n"),
         Entry::symlink("opt/venv/bin/long", long_target()),
         Entry::bytes("opt/venv/share/empty", 0o644, ""),
+        Entry::dir(long_dir()),
     ]
 }
 
@@ -131,6 +136,7 @@ fn system_tar_sees_normalized_headers() {
         "opt/venv/pyvenv.cfg".into(),
         "opt/venv/share/".into(),
         "opt/venv/share/empty".into(),
+        long_dir() + "/",
     ];
     assert_eq!(names, expected);
 

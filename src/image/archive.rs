@@ -29,15 +29,18 @@ pub fn write_archive(
     repo_tag: &str,
     out: &Path,
 ) -> Result<(), ImageError> {
+    if manifest.media_type != MEDIA_TYPE_MANIFEST {
+        return Err(ImageError::NotAManifest {
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type.clone(),
+        });
+    }
     let bytes = layout.read_blob(&manifest.digest)?;
     let bad = |source| ImageError::BadDocument {
         path: layout.blob_path(&manifest.digest).unwrap_or_default(),
         source,
     };
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(Some(e)))?;
-    if manifest.media_type != MEDIA_TYPE_MANIFEST {
-        return Err(bad(None));
-    }
     let config = doc.get("config").and_then(Descriptor::from_value);
     let layers: Option<Vec<Descriptor>> = doc
         .get("layers")

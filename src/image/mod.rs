@@ -151,6 +151,12 @@ pub enum ImageError {
         source: Option<serde_json::Error>,
     },
 
+    #[error(
+        "An archive holds one platform's image, but `{digest}` is a `{media_type}`\nhint: \
+         choose one platform with `--platform`"
+    )]
+    NotAManifest { digest: String, media_type: String },
+
     #[error("Tag `{tag}` is not in the layout `{dir}`\nhint: tags present: {present}")]
     TagNotFound {
         tag: String,

@@ -40,6 +40,8 @@ pub(crate) fn write_header(
     // Trap: the writer's uid/gid and user names would otherwise differ per machine.
     header.set_uid(0);
     header.set_gid(0);
+    // Trap: file times from disk differ per checkout, download and unpack; every member takes
+    // the one time the options give.
     header.set_mtime(mtime);
 
     match member {
