@@ -539,3 +539,30 @@ fn lists_plain_tar_too() {
     assert_eq!(long.link_target.as_deref(), Some(long_target().as_str()));
     assert!(rows.iter().any(|r| r.path == long_name() && r.size == 6));
 }
+
+#[test]
+fn unreadable_zip_members_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("gone.whl");
+    let err = write_layer(vec![zip_entry(&missing, 0, 1, None)], &opts(), tmp.path());
+    let err = err.unwrap_err();
+    assert!(matches!(err, LayerError::Zip { index: 0, .. }), "{err:?}");
+    assert!(err.to_string().contains("gone.whl"));
+    let mut chain = String::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(c) = cause {
+        chain.push_str(&format!("{c}\n"));
+        cause = c.source();
+    }
+    assert!(chain.contains("No such file"), "{chain}");
+
+    let archive = tmp.path().join("pkg.whl");
+    make_zip(&archive);
+    let err = write_layer(vec![zip_entry(&archive, 9, 1, None)], &opts(), tmp.path());
+    assert!(
+        matches!(err, Err(LayerError::Zip { index: 9, .. })),
+        "{err:?}"
+    );
+    let names = blob_names(tmp.path());
+    assert_eq!(names, ["pkg.whl"], "no blob or temporary file is left");
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
+use zip::result::ZipError;
 
 use super::gzip::{HashWriter, encoder};
 use super::plan::plan;
@@ -221,12 +222,15 @@ fn zip_err(archive: &Path, index: usize, path: &str, source: io::Error) -> Layer
             actual: m.actual.clone(),
         };
     }
-    let source = match source.into_inner() {
-        Some(inner) => match inner.downcast::<zip::result::ZipError>() {
-            Ok(z) => *z,
-            Err(other) => zip::result::ZipError::Io(io::Error::other(other)),
-        },
-        None => zip::result::ZipError::Io(io::Error::other("read failed")),
+    // Zip errors travel wrapped in an `io::Error`; unwrap them so the cause reads as itself.
+    let source = if source.get_ref().is_some_and(|e| e.is::<ZipError>()) {
+        match source.into_inner().map(|e| e.downcast::<ZipError>()) {
+            Some(Ok(z)) => *z,
+            Some(Err(other)) => ZipError::Io(io::Error::other(other)),
+            None => ZipError::Io(io::Error::other("unknown zip error")),
+        }
+    } else {
+        ZipError::Io(source)
     };
     LayerError::Zip {
         archive,
