@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -101,6 +101,16 @@ pub fn extension_entries(
         entry: entry.to_string(),
         reason: reason.to_string(),
     };
+
+    // The zip reader keeps one member per name, so a repeated name is only visible in the
+    // central directory itself; which copy an unpacker takes differs between tools.
+    let listed = central_directory_names(vsix, zip.central_directory_start())?;
+    if listed.len() != zip.len() {
+        let mut seen = BTreeSet::new();
+        let twice = listed.iter().find(|n| !seen.insert(n.as_str()));
+        let name = twice.map(String::as_str).unwrap_or("?");
+        return Err(unsafe_entry(name, "it appears twice in the archive"));
+    }
 
     let mut dirs = BTreeSet::new();
     let mut files = Vec::new();
@@ -268,6 +278,35 @@ fn record(
             "updated": false,
         },
     })
+}
+
+/// Member names as the central directory lists them (APPNOTE 4.3.12), duplicates kept.
+fn central_directory_names(vsix: &Path, start: u64) -> Result<Vec<String>, VsixError> {
+    let io_err = |source| VsixError::Io {
+        path: vsix.to_path_buf(),
+        source,
+    };
+    let mut file = BufReader::new(File::open(vsix).map_err(io_err)?);
+    file.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    let mut names = Vec::new();
+    loop {
+        let mut header = [0u8; 46];
+        match file.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io_err(e)),
+        }
+        if header[..4] != [0x50, 0x4b, 0x01, 0x02] {
+            break;
+        }
+        let len = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
+        let mut name = vec![0u8; len(28) as usize];
+        file.read_exact(&mut name).map_err(io_err)?;
+        let skip = len(30) + len(32);
+        file.seek_relative(skip as i64).map_err(io_err)?;
+        names.push(String::from_utf8_lossy(&name).into_owned());
+    }
+    Ok(names)
 }
 
 fn open(vsix: &Path) -> Result<ZipArchive<BufReader<File>>, VsixError> {

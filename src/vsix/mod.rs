@@ -311,6 +311,7 @@ fn lock_gallery(
             size: file_size(&path)?,
         });
     }
+    artifacts.sort_by(|a, b| a.platforms.cmp(&b.platforms));
     Ok((version, artifacts))
 }
 
