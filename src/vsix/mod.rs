@@ -252,7 +252,7 @@ pub fn lock_extensions(
                         source: source_err,
                     })?;
                 let path = cache.insert_file(&source, &sha256)?;
-                lock_file(&req, &path, &local_url(rel), &sha256, &platforms)?
+                lock_file(&req, &path, &local_url(spec_dir, rel), &sha256, &platforms)?
             }
         };
         locks.push(ExtensionLock {
@@ -472,8 +472,13 @@ fn download(
     Ok(cache.insert(url, &sha, &mut file)?)
 }
 
-/// `file:` URL of a local VSIX, relative to the spec folder as written in the spec.
-fn local_url(rel: &str) -> String {
+/// `file:` URL of a local VSIX, relative to the spec folder so the lock does not depend on
+/// where the project is checked out.
+fn local_url(spec_dir: &Path, path: &str) -> String {
+    let rel = Path::new(path)
+        .strip_prefix(spec_dir)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string());
     format!("file:{}", rel.replace('\\', "/"))
 }
 
