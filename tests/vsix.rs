@@ -376,6 +376,10 @@ fn extensions_json_does_not_depend_on_input_order() {
         .iter()
         .map(|e| (e, e.artifact_for(Platform::LinuxArm64).unwrap()))
         .collect();
+    let again_dir = tempfile::tempdir().unwrap();
+    let again = Cache::new(Some(again_dir.path().to_path_buf()));
+    assert_eq!(lock(&w.spec, w.spec_dir.path(), &again).unwrap(), locks);
+
     let first = vsix::extensions_json(&installed, "/opt/vscode/extensions", 42);
     installed.reverse();
     installed.swap(1, 3);
@@ -502,6 +506,19 @@ fn unsafe_entries_are_refused() {
         assert!(msg.contains(reason) && msg.contains("`acme.evil`"), "{msg}");
     }
     assert!(unpack(base()).is_ok());
+
+    // The lock refuses such an archive before it is ever recorded.
+    let gallery = Gallery::start();
+    gallery.publish(base().raw("extension/../../x", b"x"));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(Some(dir.path().join("cache")));
+    let err = lock(
+        &vscode_spec(&gallery, "[\"acme.evil\"]"),
+        dir.path(),
+        &cache,
+    )
+    .unwrap_err();
+    assert!(matches!(err, VsixError::UnsafeEntry { .. }), "{err}");
 }
 
 #[test]

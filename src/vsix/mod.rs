@@ -255,12 +255,18 @@ pub fn lock_extensions(
                 lock_file(&req, &path, &local_url(spec_dir, rel), &sha256, &platforms)?
             }
         };
-        locks.push(ExtensionLock {
+        let lock = ExtensionLock {
             id: req.id(),
             version,
             targets: targets.clone(),
             artifacts,
-        });
+        };
+        // An archive the build would refuse is refused now, before it enters a lock.
+        for artifact in &lock.artifacts {
+            let path = cache.path_for(&artifact.sha256);
+            extension_entries(&lock, artifact, &path, DEFAULT_EXTENSIONS_DIR)?;
+        }
+        locks.push(lock);
     }
     locks.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(locks)
