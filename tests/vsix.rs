@@ -626,3 +626,57 @@ codeCellConfig = { lineNumbers = true, tabSize = 4 }
     );
     assert!(entry_bytes(&entries[1]).ends_with(b"}\n"));
 }
+
+#[test]
+fn platform_without_its_own_build_falls_back_to_universal() {
+    let gallery = Gallery::start();
+    let universal = gallery.publish(VsixBuilder::new("acme", "mixed", "1.0.0"));
+    let x64 = gallery.publish(VsixBuilder::new("acme", "mixed", "1.0.0").target("linux-x64"));
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(Some(dir.path().join("cache")));
+    let locks = lock(
+        &vscode_spec(&gallery, "[\"acme.mixed\"]"),
+        dir.path(),
+        &cache,
+    )
+    .unwrap();
+    let g = &gallery.url;
+    assert_eq!(
+        locks[0].artifacts,
+        [
+            artifact(
+                &[Platform::LinuxAmd64],
+                "linux-x64",
+                &format!("{g}/files/acme.mixed/1.0.0/linux-x64/file.vsix"),
+                &x64
+            ),
+            artifact(
+                &[Platform::LinuxArm64],
+                "universal",
+                &format!("{g}/files/acme.mixed/1.0.0/universal/file.vsix"),
+                &universal
+            ),
+        ]
+    );
+}
+
+#[test]
+fn offline_fetch_uses_the_cache_and_local_files_only() {
+    let w = world();
+    let cache = Cache::new(Some(w.cache_dir.path().to_path_buf()));
+    let locks = lock(&w.spec, w.spec_dir.path(), &cache).unwrap();
+    let empty_dir = tempfile::tempdir().unwrap();
+    let empty = Cache::new(Some(empty_dir.path().to_path_buf()));
+    for ext in &locks {
+        let art = &ext.artifacts[0];
+        let warm = vsix::fetch_artifact_offline(art, w.spec_dir.path(), &cache).unwrap();
+        assert_eq!(envbuild::cache::sha256_file(&warm).unwrap(), art.sha256);
+        let cold = vsix::fetch_artifact_offline(art, w.spec_dir.path(), &empty);
+        if ext.id == "acme.local" {
+            assert!(cold.is_ok());
+        } else {
+            let err = cold.unwrap_err();
+            assert!(err.to_string().contains("the build is offline"), "{err}");
+        }
+    }
+}

@@ -23,14 +23,17 @@ pub enum JupyterError {
 
 /// Settings files for a venv at `venv` (an absolute image path such as `/opt/venv`).
 pub fn settings_entries(spec: &JupyterSpec, venv: &str) -> Result<Vec<Entry>, JupyterError> {
-    let prefix = venv.trim_matches('/');
+    let prefix = match venv.trim_matches('/') {
+        "" => String::new(),
+        p => format!("{p}/"),
+    };
     let mut entries = Vec::new();
 
     if let Some(overrides) = &spec.overrides {
         let json = table_to_json(overrides, "jupyter.overrides")
             .map_err(|(key, message)| JupyterError::Value { key, message })?;
         entries.push(Entry::bytes(
-            format!("{prefix}/share/jupyter/lab/settings/overrides.json"),
+            format!("{prefix}share/jupyter/lab/settings/overrides.json"),
             0o644,
             canonical_json(&json),
         ));
@@ -45,7 +48,7 @@ pub fn settings_entries(spec: &JupyterSpec, venv: &str) -> Result<Vec<Entry>, Ju
         let mut page = Map::new();
         page.insert("disabledExtensions".into(), Value::Object(disabled));
         entries.push(Entry::bytes(
-            format!("{prefix}/etc/jupyter/labconfig/page_config.json"),
+            format!("{prefix}etc/jupyter/labconfig/page_config.json"),
             0o644,
             canonical_json(&Value::Object(page)),
         ));

@@ -89,11 +89,7 @@ pub fn extension_entries(
     vsix: &Path,
     extensions_dir: &str,
 ) -> Result<Vec<Entry>, VsixError> {
-    let root = format!(
-        "{}/{}",
-        extensions_dir.trim_matches('/'),
-        folder_name(ext, artifact)
-    );
+    let root = under(extensions_dir, &folder_name(ext, artifact));
     let mut zip = open(vsix)?;
     let unsafe_entry = |entry: &str, reason: &str| VsixError::UnsafeEntry {
         id: ext.id.clone(),
@@ -240,7 +236,15 @@ pub fn extensions_json(
     items.dedup_by(|a, b| a.0 == b.0);
     let array = Value::Array(items.into_iter().map(|(_, v)| v).collect());
     let bytes = serde_json::to_vec(&array).unwrap_or_default();
-    Entry::bytes(format!("{dir}/extensions.json"), 0o644, bytes)
+    Entry::bytes(under(dir, "extensions.json"), 0o644, bytes)
+}
+
+/// `rel` under an image folder, as an entry path (no leading `/`, also when `dir` is `/`).
+pub(crate) fn under(dir: &str, rel: &str) -> String {
+    match dir.trim_matches('/') {
+        "" => rel.to_string(),
+        dir => format!("{dir}/{rel}"),
+    }
 }
 
 fn record(
@@ -260,7 +264,7 @@ fn record(
     json!({
         "identifier": { "id": ext.id.to_ascii_lowercase() },
         "version": ext.version,
-        "location": { "$mid": 1, "path": format!("/{dir}/{folder}"), "scheme": "file" },
+        "location": { "$mid": 1, "path": format!("/{}", under(dir, folder)), "scheme": "file" },
         "relativeLocation": folder,
         "metadata": {
             "installedTimestamp": timestamp_ms,

@@ -121,6 +121,8 @@ pub enum VsixError {
         source: io::Error,
     },
     #[error(transparent)]
+    Client(HttpError),
+    #[error(transparent)]
     Cache(#[from] CacheError),
 }
 
@@ -214,10 +216,7 @@ pub fn lock_extensions(
     cache: &Cache,
 ) -> Result<Vec<ExtensionLock>, VsixError> {
     Flavour::of(spec)?;
-    let client = http::client().map_err(|source| VsixError::Http {
-        id: "*".to_string(),
-        source,
-    })?;
+    let client = http::client().map_err(VsixError::Client)?;
     let mut platforms = platforms.to_vec();
     platforms.sort();
     platforms.dedup();
@@ -396,22 +395,51 @@ pub fn fetch_artifact(
     spec_dir: &Path,
     cache: &Cache,
 ) -> Result<PathBuf, VsixError> {
-    if let Some(path) = cache.get_verified(&artifact.sha256)? {
+    if let Some(path) = fetch_local(artifact, spec_dir, cache)? {
         return Ok(path);
     }
-    if let Some(rel) = artifact.url.strip_prefix("file:") {
-        return Ok(cache.insert_file(&spec_dir.join(rel), &artifact.sha256)?);
-    }
-    let client = http::client().map_err(|source| VsixError::Http {
-        id: artifact.url.clone(),
-        source,
-    })?;
-    let mut resp = http::get_ok(&client, &artifact.url).map_err(|source| VsixError::Download {
-        id: artifact.url.clone(),
-        url: artifact.url.clone(),
+    let download_err = |source: HttpError| CacheError::Download {
+        what: artifact.url.clone(),
         source: Box::new(source),
-    })?;
+    };
+    let client = http::client().map_err(download_err)?;
+    let mut resp = http::get_ok(&client, &artifact.url).map_err(download_err)?;
     Ok(cache.insert(&artifact.url, &artifact.sha256, &mut resp)?)
+}
+
+/// Like [`fetch_artifact`] without the network: a VSIX that is neither cached nor a local
+/// file is a `Missing` cache error.
+pub fn fetch_artifact_offline(
+    artifact: &ExtensionArtifact,
+    spec_dir: &Path,
+    cache: &Cache,
+) -> Result<PathBuf, VsixError> {
+    match fetch_local(artifact, spec_dir, cache)? {
+        Some(path) => Ok(path),
+        None => Err(VsixError::Cache(CacheError::Missing {
+            what: artifact.url.clone(),
+            sha256: artifact.sha256.clone(),
+            cache: cache.root().to_path_buf(),
+        })),
+    }
+}
+
+/// The artifact from the cache, or copied in from a local file; `None` when it must be
+/// downloaded.
+fn fetch_local(
+    artifact: &ExtensionArtifact,
+    spec_dir: &Path,
+    cache: &Cache,
+) -> Result<Option<PathBuf>, VsixError> {
+    if let Some(path) = cache.get_verified(&artifact.sha256)? {
+        return Ok(Some(path));
+    }
+    match artifact.url.strip_prefix("file:") {
+        Some(rel) => Ok(Some(
+            cache.insert_file(&spec_dir.join(rel), &artifact.sha256)?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Downloads `url` into the cache. With an expected hash the bytes must match it; without
