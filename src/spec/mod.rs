@@ -127,6 +127,9 @@ pub struct VscodeSpec {
     #[serde(default = "default_flavour")]
     pub flavour: String,
     pub extensions_dir: Option<String>,
+    /// The IDE's data folder in the image, which holds the machine-level settings.
+    #[serde(default)]
+    pub data_dir: Option<String>,
     pub gallery: Option<String>,
     #[serde(default)]
     pub extensions: Vec<ExtensionSpec>,
