@@ -280,6 +280,24 @@ impl IndexClient {
     }
 }
 
+/// PEP 503 name normalization: lower case, runs of `-`, `_`, `.` become one `-`.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            dash = true;
+        } else {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
 fn shared<T>(map: &Mutex<HashMap<String, Shared<T>>>, key: &str) -> Shared<T> {
     // A poisoned lock only means another thread panicked while inserting; the map is intact.
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
