@@ -179,10 +179,10 @@ fn tags<'a>(body: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a 
         let at = from + i;
         let after = at + open.len();
         let next = lower.as_bytes().get(after).copied().unwrap_or(b'>');
-        if next.is_ascii_whitespace() || next == b'>' || next == b'/' {
-            if let Some(end) = lower[after..].find('>') {
-                starts.push((after, after + end));
-            }
+        if (next.is_ascii_whitespace() || next == b'>' || next == b'/')
+            && let Some(end) = lower[after..].find('>')
+        {
+            starts.push((after, after + end));
         }
         from = after;
     }

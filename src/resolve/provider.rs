@@ -64,6 +64,9 @@ impl fmt::Display for Unusable {
     }
 }
 
+/// A project and what each of its versions offers this platform.
+pub type Offer = (Arc<Project>, BTreeMap<Version, Candidate>);
+
 /// The version given to the virtual root and targets.
 pub fn virtual_version() -> Version {
     Version::new([0u64])
@@ -76,7 +79,7 @@ pub struct Provider<'a> {
     pub prefetcher: &'a Arc<Prefetcher>,
     pub targets: &'a BTreeMap<String, Vec<Requirement>>,
     pub preferences: &'a BTreeMap<String, Version>,
-    candidates: RefCell<HashMap<String, Arc<(Arc<Project>, BTreeMap<Version, Candidate>)>>>,
+    candidates: RefCell<HashMap<String, Arc<Offer>>>,
     order: RefCell<HashMap<Pkg, usize>>,
     /// The dependencies handed to PubGrub, kept to report targets and dependencies.
     pub edges: RefCell<HashMap<(Pkg, Version), Vec<Pkg>>>,
@@ -103,10 +106,7 @@ impl<'a> Provider<'a> {
     }
 
     /// The project and its candidates, computed once per name.
-    pub fn project(
-        &self,
-        name: &str,
-    ) -> Result<Arc<(Arc<Project>, BTreeMap<Version, Candidate>)>, ResolveError> {
+    pub fn project(&self, name: &str) -> Result<Arc<Offer>, ResolveError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }

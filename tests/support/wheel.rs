@@ -84,7 +84,10 @@ impl WheelBuilder {
 
     /// The `METADATA` text (also what an index serves as the PEP 658 metadata file).
     pub fn metadata(&self) -> String {
-        let mut m = format!("Metadata-Version: 2.1\nName: {}\nVersion: {}\n", self.name, self.version);
+        let mut m = format!(
+            "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+            self.name, self.version
+        );
         if let Some(rp) = &self.requires_python {
             m.push_str(&format!("Requires-Python: {rp}\n"));
         }
@@ -112,20 +115,31 @@ impl WheelBuilder {
             self.tag
         );
         let mut entries: Vec<(String, Vec<u8>)> = self.files.clone();
-        entries.push((format!("{dist_info}/METADATA"), self.metadata().into_bytes()));
+        entries.push((
+            format!("{dist_info}/METADATA"),
+            self.metadata().into_bytes(),
+        ));
         entries.push((format!("{dist_info}/WHEEL"), wheel.into_bytes()));
         if let Some(ep) = &self.entry_points {
-            entries.push((format!("{dist_info}/entry_points.txt"), ep.clone().into_bytes()));
+            entries.push((
+                format!("{dist_info}/entry_points.txt"),
+                ep.clone().into_bytes(),
+            ));
         }
         let mut record = String::new();
         for (name, data) in &entries {
-            let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data));
+            let hash =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(data));
             record.push_str(&format!("{name},sha256={hash},{}\n", data.len()));
         }
         record.push_str(&format!("{dist_info}/RECORD,,\n"));
         entries.push((format!("{dist_info}/RECORD"), record.into_bytes()));
         for (name, data) in entries {
-            let mode = if name.contains(".data/scripts/") { 0o755 } else { 0o644 };
+            let mode = if name.contains(".data/scripts/") {
+                0o755
+            } else {
+                0o644
+            };
             zip.start_file(name, opts.unix_permissions(mode)).unwrap();
             zip.write_all(&data).unwrap();
         }
