@@ -181,7 +181,7 @@ pub fn lock_spec(
         preferences,
         upgrade,
     };
-    let packages = resolve::resolve(&request)?;
+    let packages = resolve::resolve(&request, &cache)?;
 
     // The file time of every layer: the spec's, else the exclude-newer cut-off, else 0 — never
     // the clock, so locking twice gives the same lock.
@@ -212,18 +212,5 @@ pub fn lock_spec(
 
 /// PEP 503 name normalization.
 pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            dash = true;
-        } else {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+    crate::index::normalize(name)
 }

@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod gallery;
+pub mod index;
 pub mod wheel;
