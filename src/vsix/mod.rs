@@ -271,6 +271,42 @@ pub fn lock_extensions(
     Ok(locks)
 }
 
+/// The spec with every unpinned gallery extension pinned to its version in `previous`, except
+/// those `upgrade` names (by lower-case id): re-locking keeps versions unless asked not to.
+pub fn keep_locked_versions(
+    spec: &VscodeSpec,
+    previous: &[ExtensionLock],
+    upgrade: impl Fn(&str) -> bool,
+) -> VscodeSpec {
+    let locked = |id: &str| {
+        let id = id.to_ascii_lowercase();
+        if upgrade(&id) {
+            return None;
+        }
+        previous
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.version.clone())
+    };
+    let mut out = spec.clone();
+    for ext in &mut out.extensions {
+        match ext {
+            ExtensionSpec::Id(text) if !text.contains('@') => {
+                if let Some(version) = locked(text) {
+                    *text = format!("{text}@{version}");
+                }
+            }
+            ExtensionSpec::Detailed(d)
+                if d.version.is_none() && d.url.is_none() && d.path.is_none() =>
+            {
+                d.version = locked(&d.id);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Resolves a gallery extension: one version, one artifact per distinct build.
 fn lock_gallery(
     req: &ExtRequest,
@@ -527,4 +563,49 @@ fn file_size(path: &Path) -> Result<Option<u64>, VsixError> {
         source,
     })?;
     Ok(Some(meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_versions_are_kept_unless_upgraded() {
+        let spec: VscodeSpec = toml::from_str(
+            r#"extensions = ["Acme.One", "acme.two@1.0.0", { id = "acme.three" }, "acme.four"]"#,
+        )
+        .unwrap();
+        let lock = |id: &str, version: &str| ExtensionLock {
+            id: id.into(),
+            version: version.into(),
+            targets: vec![],
+            artifacts: vec![],
+        };
+        let previous = [
+            lock("acme.one", "0.9.0"),
+            lock("acme.two", "0.5.0"),
+            lock("acme.three", "3.0.0"),
+            lock("acme.four", "4.0.0"),
+        ];
+        let kept = keep_locked_versions(&spec, &previous, |id| id == "acme.four");
+        let requests: Vec<(String, Option<String>)> = kept
+            .extensions
+            .iter()
+            .map(|e| {
+                let r = ExtRequest::from_spec(e).unwrap();
+                (r.id(), r.version)
+            })
+            .collect();
+        let want = [
+            ("acme.one", Some("0.9.0")),
+            ("acme.two", Some("1.0.0")),
+            ("acme.three", Some("3.0.0")),
+            ("acme.four", None),
+        ];
+        let want: Vec<(String, Option<String>)> = want
+            .iter()
+            .map(|(id, v)| (id.to_string(), v.map(str::to_string)))
+            .collect();
+        assert_eq!(requests, want);
+    }
 }
