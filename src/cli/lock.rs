@@ -183,6 +183,23 @@ pub fn lock_spec(
     };
     let packages = resolve::resolve(&request, &cache)?;
 
+    // 3. VS Code extensions, for the targets that hold them.
+    let extensions = match &spec.vscode {
+        Some(vscode) => {
+            let with_vscode: Vec<String> = spec
+                .target_names()
+                .into_iter()
+                .filter(|n| spec.target(n).is_some_and(|t| t.vscode))
+                .collect();
+            if with_vscode.is_empty() {
+                Vec::new()
+            } else {
+                crate::vsix::lock_extensions(vscode, &dir, &platforms, &with_vscode, &cache)?
+            }
+        }
+        None => Vec::new(),
+    };
+
     // The file time of every layer: the spec's, else the exclude-newer cut-off, else 0 — never
     // the clock, so locking twice gives the same lock.
     let source_date_epoch = spec
@@ -204,7 +221,7 @@ pub fn lock_spec(
         base,
         targets: target_locks,
         packages,
-        extensions: Vec::new(),
+        extensions,
     };
     lock.normalize();
     Ok(lock)

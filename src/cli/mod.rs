@@ -1,9 +1,13 @@
 //! The command line: argument parsing, output, exit codes. Library modules never print; this
 //! module decides what the user sees.
 
+mod build;
 mod diff;
+mod fetch;
 mod init;
+mod inspect;
 mod lock;
+mod verify;
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -80,6 +84,14 @@ pub enum Command {
     Init(init::InitArgs),
     /// Resolve the spec into `envbuild.lock`.
     Lock(lock::LockArgs),
+    /// Build the lock into OCI images (a layout, an archive, or a registry).
+    Build(build::BuildArgs),
+    /// Download every artifact of the lock into the cache.
+    Fetch(fetch::FetchArgs),
+    /// Rebuild from the lock and compare with a built or pushed image.
+    Verify(verify::VerifyArgs),
+    /// Show what a lock pins or an image holds, layer by layer.
+    Inspect(inspect::InspectArgs),
     /// Show what changed between two locks, package by package.
     Diff(diff::DiffArgs),
 }
@@ -137,6 +149,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init(args) => init::run(&cli.global, args),
         Command::Lock(args) => lock::run(&cli.global, args),
+        Command::Build(args) => build::run(&cli.global, args),
+        Command::Fetch(args) => fetch::run(&cli.global, args),
+        Command::Verify(args) => verify::run(&cli.global, args),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Diff(args) => diff::run(&cli.global, args),
     }
 }

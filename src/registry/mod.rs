@@ -56,3 +56,25 @@ pub fn pull_blob(
         "{reference}@{digest}"
     )))
 }
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    pub reference: String,
+    pub digest: String,
+    pub uploaded_blobs: usize,
+    pub uploaded_bytes: u64,
+    pub skipped_blobs: usize,
+    pub mounted_blobs: usize,
+}
+
+/// Pushes the image `tag` names in the OCI layout at `layout_dir` to `reference`.
+pub fn push_layout(
+    layout_dir: &std::path::Path,
+    tag: Option<&str>,
+    reference: &str,
+    _opts: &RegistryOptions,
+) -> Result<PushReport, RegistryError> {
+    let _ = (layout_dir, tag);
+    Err(RegistryError::NotImplemented(reference.to_string()))
+}

@@ -1,0 +1,231 @@
+//! `envbuild build`: the lock into an OCI layout, a `docker load`/`podman load` archive, or a
+//! registry.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::{EXIT_STALE, EXIT_USAGE, Failure, GlobalArgs};
+use crate::build::{self, BuildRequest, BuiltImage};
+use crate::lock::Lock;
+use crate::platform::Platform;
+use crate::registry::RegistryOptions;
+use crate::spec::{self, Spec};
+
+/// Where the image goes when `--output` is not given.
+pub const DEFAULT_OUTPUT: &str = "oci:envbuild-out";
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Target to build (repeatable; default: every target of the lock).
+    #[arg(long, short = 't', value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// Platform to build (repeatable; default: every platform of the lock).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Vec<String>,
+    /// `oci:DIR` (an OCI image layout, default `oci:envbuild-out`) or `archive:FILE` (a
+    /// tarball for `podman load` / `docker load`; one target, one platform).
+    #[arg(long, short = 'o', value_name = "DEST")]
+    pub output: Option<String>,
+    /// Push the built target to this registry reference.
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// Write the pushed (or built) digest to this file.
+    #[arg(long, value_name = "PATH")]
+    pub digest_file: Option<PathBuf>,
+    /// Use only the cache: fail, naming what is missing, instead of downloading.
+    #[arg(long)]
+    pub offline: bool,
+    /// Build from the lock even when the spec changed since it was written.
+    #[arg(long)]
+    pub frozen: bool,
+    /// Registries reachable over plain HTTP.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// Where the build writes.
+enum Output {
+    Layout(PathBuf),
+    Archive(PathBuf),
+}
+
+fn parse_output(s: &str) -> Result<Output, Failure> {
+    if let Some(dir) = s.strip_prefix("oci:") {
+        Ok(Output::Layout(PathBuf::from(dir)))
+    } else if let Some(file) = s.strip_prefix("archive:") {
+        Ok(Output::Archive(PathBuf::from(file)))
+    } else {
+        Err(Failure::msg(
+            EXIT_USAGE,
+            format!(
+                "Unknown output `{s}`\nhint: use `oci:DIR` for an OCI layout or `archive:FILE` \
+                 for a tarball"
+            ),
+        ))
+    }
+}
+
+/// Loads the spec and the lock and refuses a lock the spec has moved away from.
+pub fn load_fresh(global: &GlobalArgs, frozen: bool) -> Result<(Spec, Lock), Failure> {
+    let spec = Spec::load(&global.spec)?;
+    let lock_path = global.lock_path();
+    if !lock_path.exists() {
+        return Err(Failure::msg(
+            EXIT_STALE,
+            format!(
+                "No lock at `{}`\nhint: run `envbuild lock` first",
+                lock_path.display()
+            ),
+        ));
+    }
+    let lock = Lock::load(&lock_path)?;
+    let text = std::fs::read_to_string(&global.spec).unwrap_or_default();
+    let checksum = spec::spec_checksum(&text).map_err(|e| Failure::msg(1, e.to_string()))?;
+    if checksum != lock.spec_checksum && !frozen {
+        return Err(Failure::msg(
+            EXIT_STALE,
+            format!(
+                "The lock `{}` is out of date: `{}` changed since it was written\nhint: run \
+                 `envbuild lock`, or pass `--frozen` to build the lock as it is",
+                lock_path.display(),
+                global.spec.display()
+            ),
+        ));
+    }
+    Ok((spec, lock))
+}
+
+pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
+    let (spec, lock) = load_fresh(global, args.frozen)?;
+    let output = parse_output(args.output.as_deref().unwrap_or(DEFAULT_OUTPUT))?;
+    let mut platforms = Vec::new();
+    for p in &args.platform {
+        platforms.push(p.parse::<Platform>()?);
+    }
+    let targets = if args.target.is_empty() {
+        lock.targets.keys().cloned().collect()
+    } else {
+        args.target.clone()
+    };
+    let one_image = targets.len() == 1;
+    if args.push.is_some() && !one_image {
+        return Err(Failure::msg(
+            EXIT_USAGE,
+            "`--push` takes one target\nhint: pass `--target NAME`",
+        ));
+    }
+    let mut insecure = spec.image.insecure_registries.clone();
+    insecure.extend(args.insecure_registry.iter().cloned());
+    let request = BuildRequest {
+        targets,
+        platforms,
+        source_date_epoch: source_date_epoch()?,
+        offline: args.offline,
+        registry: RegistryOptions { insecure },
+    };
+
+    // An archive or a push starts from a layout; the layout is a temporary one unless asked for.
+    let scratch = tempfile::tempdir().map_err(|e| Failure::msg(1, e.to_string()))?;
+    let layout_dir = match &output {
+        Output::Layout(dir) => dir.clone(),
+        Output::Archive(_) => scratch.path().join("layout"),
+    };
+    let cache = global.cache();
+    let images = build::build(&lock, &spec, &request, &cache, &layout_dir)?;
+
+    if let Output::Archive(file) = &output {
+        write_archive(&layout_dir, &images, file)?;
+    }
+    report(global, &images, &layout_dir, &output);
+
+    let mut digest = images.first().map(|i| i.digest.clone());
+    if let (Some(reference), Some(image)) = (&args.push, images.first()) {
+        let report = crate::registry::push_layout(
+            &layout_dir,
+            Some(&image.tag),
+            reference,
+            &request.registry,
+        )?;
+        if !global.quiet {
+            eprintln!(
+                "Pushed {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
+                report.reference,
+                report.uploaded_blobs,
+                report.uploaded_bytes,
+                report.skipped_blobs,
+                report.mounted_blobs
+            );
+        }
+        println!("{}", report.reference);
+        digest = Some(report.digest);
+    }
+    if let (Some(path), Some(digest)) = (&args.digest_file, digest) {
+        crate::fsutil::write_atomic(path, format!("{digest}\n").as_bytes())
+            .map_err(|e| Failure::msg(1, format!("Failed to write `{}`: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH`, when set, overrides the lock's time.
+fn source_date_epoch() -> Result<Option<i64>, Failure> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+            Failure::msg(
+                EXIT_USAGE,
+                format!("`SOURCE_DATE_EPOCH` must be whole seconds since 1970, found `{v}`"),
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
+fn write_archive(layout_dir: &Path, images: &[BuiltImage], file: &Path) -> Result<(), Failure> {
+    let [image] = images else {
+        return Err(Failure::msg(
+            EXIT_USAGE,
+            "An archive holds one image\nhint: pass `--target NAME`",
+        ));
+    };
+    let [platform] = image.platforms.as_slice() else {
+        return Err(Failure::msg(
+            EXIT_USAGE,
+            "An archive holds one platform\nhint: pass `--platform OS/ARCH`",
+        ));
+    };
+    let layout = crate::image::Layout::open(layout_dir)?;
+    let manifest = layout.resolve_tag(Some(&image.tag))?;
+    let _ = platform;
+    let repo_tag = format!("localhost/envbuild:{}", image.tag);
+    crate::image::write_archive(&layout, &manifest, &repo_tag, file)?;
+    Ok(())
+}
+
+fn report(global: &GlobalArgs, images: &[BuiltImage], layout_dir: &Path, output: &Output) {
+    if global.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(images).unwrap_or_default()
+        );
+        return;
+    }
+    for image in images {
+        if !global.quiet {
+            let platforms: Vec<&str> = image
+                .platforms
+                .iter()
+                .map(|p| p.platform.as_str())
+                .collect();
+            let place = match output {
+                Output::Layout(_) => format!("oci:{}:{}", layout_dir.display(), image.tag),
+                Output::Archive(f) => format!("archive:{}", f.display()),
+            };
+            eprintln!(
+                "Built {} for {} into {place}",
+                image.target,
+                platforms.join(", ")
+            );
+        }
+        println!("{} {}", image.target, image.digest);
+    }
+}

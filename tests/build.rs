@@ -1,0 +1,390 @@
+//! Building images from a lock: the golden digest, reproducibility across machines' quirks,
+//! layer stability, and prod being a prefix of dev.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use envbuild::cache::Cache;
+use serde_json::Value;
+use support::wheel::{WheelBuilder, sha256_file};
+
+/// The golden digests of `fixtures/golden`: the image index of each target.
+///
+/// They change only when the bytes of a build change on purpose (layer format, config, plan).
+/// To update them, run `cargo test --test build golden -- --nocapture`, check what changed with
+/// `skopeo inspect` and `tar -tvzf` on the layers, and explain the change in the commit message.
+const GOLDEN: [(&str, &str); 2] = [
+    (
+        "dev",
+        "sha256:3d272eab01790a598680378565bfb7a22f04f61d451c47fd12afab57e19d9d98",
+    ),
+    (
+        "prod",
+        "sha256:1c2f5ade849452f147bd6816fade5047f3ef4571a6afe62a655d0c54f019400a",
+    ),
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A cache holding the fixture wheels, inserted in the given order.
+fn filled_cache(dir: &Path, reverse: bool) -> PathBuf {
+    let cache = Cache::new(Some(dir.to_path_buf()));
+    let mut wheels: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/wheels"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    wheels.sort();
+    if reverse {
+        wheels.reverse();
+    }
+    for w in wheels {
+        cache.insert_file(&w, &sha256_file(&w)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Runs `envbuild build` through `sh` so the umask and environment can be set; returns
+/// target → digest from stdout.
+fn build(
+    spec: &Path,
+    cache: &Path,
+    out: &Path,
+    cwd: &Path,
+    env: &[(&str, &str)],
+    umask: &str,
+) -> BTreeMap<String, String> {
+    let bin = Command::cargo_bin("envbuild").unwrap();
+    let bin = bin.get_program().to_owned();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(["build", "--offline", "--spec"])
+        .arg(spec)
+        .arg("--cache")
+        .arg(cache)
+        .arg("--output")
+        .arg(format!("oci:{}", out.display()))
+        .current_dir(cwd)
+        .env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "build failed:\n{stderr}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect()
+}
+
+fn read_json(layout: &Path, digest: &str) -> Value {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// platform → layer digests of the image a digest names (an index or one manifest).
+fn layers(layout: &Path, digest: &str) -> BTreeMap<String, Vec<String>> {
+    let root = read_json(layout, digest);
+    let manifests: Vec<(String, String)> = match root.get("manifests") {
+        Some(list) => list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let p = &m["platform"];
+                (
+                    format!(
+                        "{}/{}",
+                        p["os"].as_str().unwrap(),
+                        p["architecture"].as_str().unwrap()
+                    ),
+                    m["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect(),
+        None => vec![("single".into(), digest.to_string())],
+    };
+    manifests
+        .into_iter()
+        .map(|(p, d)| {
+            let m = read_json(layout, &d);
+            let ls = m["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string())
+                .collect();
+            (p, ls)
+        })
+        .collect()
+}
+
+fn golden_spec() -> PathBuf {
+    repo().join("fixtures/golden/envbuild.toml")
+}
+
+#[test]
+fn golden_build_matches_committed_digests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let digests = build(&golden_spec(), &cache, &out, tmp.path(), &[], "022");
+    println!("built: {digests:?}");
+    let expected: BTreeMap<String, String> = GOLDEN
+        .iter()
+        .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(
+        digests, expected,
+        "golden digests changed; see GOLDEN's comment"
+    );
+}
+
+#[test]
+fn same_lock_same_digests_whatever_the_machine() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let cache_a = filled_cache(&a.path().join("cache"), false);
+    let cache_b = filled_cache(&b.path().join("cache"), true);
+    let first = build(
+        &golden_spec(),
+        &cache_a,
+        &a.path().join("out"),
+        a.path(),
+        &[("TZ", "UTC"), ("LC_ALL", "C"), ("RAYON_NUM_THREADS", "1")],
+        "022",
+    );
+    let second = build(
+        &golden_spec(),
+        &cache_b,
+        &b.path().join("elsewhere/out"),
+        b.path(),
+        &[
+            ("TZ", "Asia/Kolkata"),
+            ("LC_ALL", "C.UTF-8"),
+            ("RAYON_NUM_THREADS", "2"),
+        ],
+        "077",
+    );
+    assert_eq!(first, second);
+    // A warm cache and an existing layout change nothing either.
+    let third = build(
+        &golden_spec(),
+        &cache_a,
+        &a.path().join("out"),
+        b.path(),
+        &[],
+        "002",
+    );
+    assert_eq!(first, third);
+    assert_eq!(first.len(), 2, "{first:?}");
+}
+
+#[test]
+fn prod_layers_are_a_prefix_of_dev_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let digests = build(&golden_spec(), &cache, &out, tmp.path(), &[], "022");
+    let prod = layers(&out, &digests["prod"]);
+    let dev = layers(&out, &digests["dev"]);
+    assert_eq!(
+        prod.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"]
+    );
+    for (platform, prod_layers) in &prod {
+        let dev_layers = &dev[platform];
+        assert!(dev_layers.len() > prod_layers.len(), "{platform}");
+        assert_eq!(
+            &dev_layers[..prod_layers.len()],
+            prod_layers.as_slice(),
+            "{platform}"
+        );
+    }
+    // The pure-Python layers are the same bytes on both platforms; MarkupSafe's are not.
+    assert_ne!(prod["linux/amd64"], prod["linux/arm64"]);
+    assert_eq!(prod["linux/amd64"][0], prod["linux/arm64"][0], "venv layer");
+}
+
+#[test]
+fn changing_one_package_changes_one_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let before = build(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
+
+    // The same spec and lock, but `six` replaced by another release (a wheel made here).
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(golden_spec(), project.join("envbuild.toml")).unwrap();
+    let wheel = WheelBuilder::new("six", "1.16.1").build(&project);
+    let sha = sha256_file(&wheel);
+    Cache::new(Some(cache_dir.clone()))
+        .insert_file(&wheel, &sha)
+        .unwrap();
+    let lock = std::fs::read_to_string(repo().join("fixtures/golden/envbuild.lock")).unwrap();
+    let lock = lock
+        .replace("version = \"1.16.0\"", "version = \"1.16.1\"")
+        .replace(
+            "six-1.16.0-py2.py3-none-any.whl",
+            "six-1.16.1-py3-none-any.whl",
+        )
+        .replace(
+            "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
+            &sha,
+        );
+    std::fs::write(project.join("envbuild.lock"), lock).unwrap();
+    let after = build(
+        &project.join("envbuild.toml"),
+        &cache_dir,
+        &out,
+        tmp.path(),
+        &[],
+        "022",
+    );
+
+    for target in ["prod", "dev"] {
+        let old = layers(&out, &before[target]);
+        let new = layers(&out, &after[target]);
+        for (platform, old_layers) in &old {
+            let new_layers = &new[platform];
+            assert_eq!(old_layers.len(), new_layers.len(), "{target} {platform}");
+            let changed = old_layers
+                .iter()
+                .zip(new_layers)
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                changed, 1,
+                "{target} {platform}: {old_layers:?} vs {new_layers:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stale_lock_is_refused_unless_frozen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path();
+    let spec = std::fs::read_to_string(golden_spec()).unwrap();
+    std::fs::write(
+        project.join("envbuild.toml"),
+        spec.replace("C.UTF-8", "en_US.UTF-8"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("fixtures/golden/envbuild.lock"),
+        project.join("envbuild.lock"),
+    )
+    .unwrap();
+    let cache = filled_cache(&project.join("cache"), false);
+    let run = |extra: &[&str]| {
+        Command::cargo_bin("envbuild")
+            .unwrap()
+            .args(["build", "--offline", "--cache"])
+            .arg(&cache)
+            .args(["--output", "oci:out"])
+            .args(extra)
+            .current_dir(project)
+            .output()
+            .unwrap()
+    };
+    let stale = run(&[]);
+    assert_eq!(stale.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        stderr.contains("out of date") && stderr.contains("hint: run `envbuild lock`"),
+        "{stderr}"
+    );
+    assert!(!project.join("out").exists());
+    let frozen = run(&["--frozen"]);
+    assert!(
+        frozen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&frozen.stderr)
+    );
+}
+
+#[test]
+fn offline_build_names_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty-cache");
+    let output = Command::cargo_bin("envbuild")
+        .unwrap()
+        .args(["build", "--offline", "--spec"])
+        .arg(golden_spec())
+        .arg("--cache")
+        .arg(&empty)
+        .arg("--output")
+        .arg(format!("oci:{}", tmp.path().join("out").display()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not in the cache") && stderr.contains("envbuild fetch"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn layout_is_read_by_skopeo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let digests = build(&golden_spec(), &cache, &out, tmp.path(), &[], "022");
+    let skopeo = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:dev", out.display()))
+        .output()
+        .expect("skopeo is needed: apt-get install skopeo (scripts/test installs it)");
+    assert!(
+        skopeo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skopeo.stderr)
+    );
+    let raw = skopeo.stdout;
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw))
+    );
+    assert_eq!(digest, digests["dev"]);
+    for arch in ["amd64", "arm64"] {
+        let inspect = Command::new("skopeo")
+            .args(["--override-arch", arch, "inspect"])
+            .arg(format!("oci:{}:dev", out.display()))
+            .output()
+            .unwrap();
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+        assert_eq!(v["Architecture"], arch);
+        let env: Vec<&str> = v["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        assert!(
+            env.iter().any(|e| e.starts_with("PATH=/opt/venv/bin:")),
+            "{env:?}"
+        );
+        assert!(env.contains(&"VIRTUAL_ENV=/opt/venv"), "{env:?}");
+        assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
+    }
+}
