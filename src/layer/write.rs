@@ -42,7 +42,10 @@ pub fn write_layer(
         .map_err(werr)?;
 
     let file = BufWriter::with_capacity(1 << 18, tmp.as_file());
-    let mut tar_out = HashWriter::new(encoder(HashWriter::new(file)));
+    // The buffer in front of the compressor batches the many 512-byte headers and paddings of
+    // small files into large deflate calls.
+    let gz = BufWriter::with_capacity(1 << 16, encoder(HashWriter::new(file)));
+    let mut tar_out = HashWriter::new(gz);
     let mut zips = Zips::default();
     let mut buf = vec![0u8; 1 << 16];
     for entry in &entries {
@@ -58,6 +61,7 @@ pub fn write_layer(
     tarfmt::write_end(&mut tar_out).map_err(werr)?;
 
     let (gz, diff_id, _) = tar_out.finish();
+    let gz = gz.into_inner().map_err(|e| werr(e.into_error()))?;
     let (file, digest, size) = gz.finish().map_err(werr)?.finish();
     file.into_inner().map_err(|e| werr(e.into_error()))?;
     tmp.as_file().sync_all().map_err(werr)?;
