@@ -365,3 +365,38 @@ fn podman_loads_the_archive() {
     );
     assert_eq!(image["Id"], config_hex);
 }
+
+/// A source on another file system (`/dev/shm` is a tmpfs) cannot be hard-linked, so it is
+/// copied, and the copy is hashed: a wrong digest leaves no blob.
+#[test]
+fn put_file_copies_across_file_systems() {
+    use std::os::unix::fs::MetadataExt;
+    let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path()).unwrap();
+    let src = other_fs.path().join("blob");
+    std::fs::write(&src, b"layer bytes").unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"layer bytes"))
+    );
+    let wrong = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"other bytes"))
+    );
+
+    let err = layout.put_file("x", &src, &wrong, 11).unwrap_err();
+    assert!(matches!(err, ImageError::BlobMismatch { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(layout.blobs_dir()).unwrap().count(), 0);
+
+    let desc = layout.put_file("x", &src, &digest, 11).unwrap();
+    let blob = layout
+        .blobs_dir()
+        .join(desc.digest.trim_start_matches("sha256:"));
+    assert_eq!(
+        std::fs::metadata(&blob).unwrap().nlink(),
+        1,
+        "a copy, not a link"
+    );
+    assert_eq!(layout.read_blob(&digest).unwrap(), b"layer bytes");
+}
