@@ -213,6 +213,10 @@ fn tags_replace_and_resolve() {
     let (amd, _) = build(&layout, Platform::LinuxAmd64);
     let (arm, _) = build(&layout, Platform::LinuxArm64);
 
+    assert!(matches!(
+        layout.resolve_tag(None),
+        Err(ImageError::EmptyLayout { .. })
+    ));
     layout.set_tag("latest", &amd).unwrap();
     assert_eq!(layout.resolve_tag(None).unwrap(), amd);
     layout.set_tag("other", &amd).unwrap();
