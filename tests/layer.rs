@@ -612,3 +612,24 @@ fn source_kind_does_not_change_bytes() {
     assert_eq!(digests[0], digests[1]);
     assert_eq!(digests[0], digests[2]);
 }
+
+/// The committed reference for `sample_entries()`. The other tests check the structure of
+/// these bytes with `gzip` and `tar`; this one pins the bytes themselves, so a dependency
+/// update (flate2, miniz_oxide, tar) or a writer change that alters them fails here.
+///
+/// To update on a deliberate format change: run this test, take the `left` values from the
+/// failure, paste them here, and bump the lock's format version in the same commit, since
+/// every image digest changes with it.
+#[test]
+fn golden_layer_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let info = write_layer(sample_entries(), &opts(), tmp.path()).unwrap();
+    assert_eq!(
+        info.diff_id,
+        "sha256:dc715566eac7c3c3375a933d0f6537b66be5238b60111ec594e4571c88d6844f"
+    );
+    assert_eq!(
+        info.digest,
+        "sha256:de4401808f83ff891af77bfa8804f9f09f9fbf868e9130eccee5452fd9c09f74"
+    );
+}
