@@ -55,12 +55,16 @@ fn layers() -> Vec<Vec<Entry>> {
             Entry::bytes("opt/venv/pyvenv.cfg", 0o644, "home = /usr/bin\n"),
             Entry::symlink("opt/venv/bin/python", "/usr/bin/python3"),
         ],
-        vec![Entry::bytes(
-            "opt/venv/bin/hello",
-            0o755,
-            "#!/bin/sh\necho hello\n",
-        )],
+        vec![
+            Entry::bytes("opt/venv/bin/hello", 0o755, "#!/bin/sh\necho hello\n"),
+            Entry::bytes(long_path(), 0o644, "long\n"),
+        ],
     ]
+}
+
+/// Longer than a tar header's 100-byte name field.
+fn long_path() -> String {
+    format!("opt/venv/lib/{}/mod.py", "p".repeat(120))
 }
 
 /// Writes a two-layer image for `platform` into the layout and returns its manifest.
@@ -150,6 +154,10 @@ fn umoci_unpacks_the_layout() {
     let link = std::fs::read_link(rootfs.join("opt/venv/bin/python")).unwrap();
     assert_eq!(link, Path::new("/usr/bin/python3"));
     assert!(rootfs.join("work").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join(long_path())).unwrap(),
+        "long\n"
+    );
 }
 
 #[test]
