@@ -55,12 +55,16 @@ fn layers() -> Vec<Vec<Entry>> {
             Entry::bytes("opt/venv/pyvenv.cfg", 0o644, "home = /usr/bin\n"),
             Entry::symlink("opt/venv/bin/python", "/usr/bin/python3"),
         ],
-        vec![Entry::bytes(
-            "opt/venv/bin/hello",
-            0o755,
-            "#!/bin/sh\necho hello\n",
-        )],
+        vec![
+            Entry::bytes("opt/venv/bin/hello", 0o755, "#!/bin/sh\necho hello\n"),
+            Entry::bytes(long_path(), 0o644, "long\n"),
+        ],
     ]
+}
+
+/// Longer than a tar header's 100-byte name field.
+fn long_path() -> String {
+    format!("opt/venv/lib/{}/mod.py", "p".repeat(120))
 }
 
 /// Writes a two-layer image for `platform` into the layout and returns its manifest.
@@ -150,6 +154,10 @@ fn umoci_unpacks_the_layout() {
     let link = std::fs::read_link(rootfs.join("opt/venv/bin/python")).unwrap();
     assert_eq!(link, Path::new("/usr/bin/python3"));
     assert!(rootfs.join("work").is_dir());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join(long_path())).unwrap(),
+        "long\n"
+    );
 }
 
 #[test]
@@ -213,6 +221,10 @@ fn tags_replace_and_resolve() {
     let (amd, _) = build(&layout, Platform::LinuxAmd64);
     let (arm, _) = build(&layout, Platform::LinuxArm64);
 
+    assert!(matches!(
+        layout.resolve_tag(None),
+        Err(ImageError::EmptyLayout { .. })
+    ));
     layout.set_tag("latest", &amd).unwrap();
     assert_eq!(layout.resolve_tag(None).unwrap(), amd);
     layout.set_tag("other", &amd).unwrap();
@@ -364,4 +376,39 @@ fn podman_loads_the_archive() {
         serde_json::json!(["localhost/envbuild-test:1.0"])
     );
     assert_eq!(image["Id"], config_hex);
+}
+
+/// A source on another file system (`/dev/shm` is a tmpfs) cannot be hard-linked, so it is
+/// copied, and the copy is hashed: a wrong digest leaves no blob.
+#[test]
+fn put_file_copies_across_file_systems() {
+    use std::os::unix::fs::MetadataExt;
+    let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path()).unwrap();
+    let src = other_fs.path().join("blob");
+    std::fs::write(&src, b"layer bytes").unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"layer bytes"))
+    );
+    let wrong = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"other bytes"))
+    );
+
+    let err = layout.put_file("x", &src, &wrong, 11).unwrap_err();
+    assert!(matches!(err, ImageError::BlobMismatch { .. }), "{err:?}");
+    assert_eq!(std::fs::read_dir(layout.blobs_dir()).unwrap().count(), 0);
+
+    let desc = layout.put_file("x", &src, &digest, 11).unwrap();
+    let blob = layout
+        .blobs_dir()
+        .join(desc.digest.trim_start_matches("sha256:"));
+    assert_eq!(
+        std::fs::metadata(&blob).unwrap().nlink(),
+        1,
+        "a copy, not a link"
+    );
+    assert_eq!(layout.read_blob(&digest).unwrap(), b"layer bytes");
 }

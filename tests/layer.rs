@@ -566,3 +566,70 @@ fn unreadable_zip_members_are_named() {
     let names = blob_names(tmp.path());
     assert_eq!(names, ["pkg.whl"], "no blob or temporary file is left");
 }
+
+/// Trap: a compressor whose output depended on how its input was cut into writes would make
+/// the digest depend on read sizes. The same bytes from memory (one write), a file (64 KiB
+/// reads) and a zip member (the decompressor's sizes) must give the same layer.
+#[test]
+fn source_kind_does_not_change_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = tmp.path().join("data.bin");
+    std::fs::write(&file, &data).unwrap();
+    let archive = tmp.path().join("data.zip");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+    w.start_file("data.bin", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(&data).unwrap();
+    w.finish().unwrap();
+
+    let entry = |source| Entry {
+        path: "d/data.bin".into(),
+        mode: 0o644,
+        kind: EntryKind::File {
+            size: data.len() as u64,
+            source,
+        },
+    };
+    let zip_source = Source::Zip {
+        archive,
+        index: 0,
+        sha256: Some(Sha256::digest(&data).into()),
+    };
+    let digests: Vec<String> = [
+        Source::Bytes(data.clone().into()),
+        Source::File(file),
+        zip_source,
+    ]
+    .into_iter()
+    .map(|s| {
+        let blobs = tempfile::tempdir().unwrap();
+        write_layer(vec![entry(s)], &opts(), blobs.path())
+            .unwrap()
+            .digest
+    })
+    .collect();
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[0], digests[2]);
+}
+
+/// The committed reference for `sample_entries()`. The other tests check the structure of
+/// these bytes with `gzip` and `tar`; this one pins the bytes themselves, so a dependency
+/// update (flate2, miniz_oxide, tar) or a writer change that alters them fails here.
+///
+/// To update on a deliberate format change: run this test, take the `left` values from the
+/// failure, paste them here, and bump the lock's format version in the same commit, since
+/// every image digest changes with it.
+#[test]
+fn golden_layer_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let info = write_layer(sample_entries(), &opts(), tmp.path()).unwrap();
+    assert_eq!(
+        info.diff_id,
+        "sha256:dc715566eac7c3c3375a933d0f6537b66be5238b60111ec594e4571c88d6844f"
+    );
+    assert_eq!(
+        info.digest,
+        "sha256:de4401808f83ff891af77bfa8804f9f09f9fbf868e9130eccee5452fd9c09f74"
+    );
+}

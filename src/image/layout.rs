@@ -213,6 +213,11 @@ impl Layout {
         let found = match tag {
             Some(t) => entries.iter().find(|e| ref_name(e) == Some(t)),
             None if entries.len() == 1 => entries.first(),
+            None if entries.is_empty() => {
+                return Err(ImageError::EmptyLayout {
+                    dir: self.dir.clone(),
+                });
+            }
             None => {
                 return Err(ImageError::AmbiguousTag {
                     dir: self.dir.clone(),

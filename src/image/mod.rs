@@ -164,6 +164,9 @@ pub enum ImageError {
         present: String,
     },
 
+    #[error("The layout `{dir}` names no image in its `index.json`")]
+    EmptyLayout { dir: PathBuf },
+
     #[error(
         "The layout `{dir}` holds {count} manifests and no tag was given\nhint: name one \
          with `oci:DIR:TAG`"

@@ -121,7 +121,7 @@ pub enum LayerError {
     )]
     EscapingSymlink { path: String, target: String },
 
-    #[error("Layer path `{path}` is given twice, with different content")]
+    #[error("Layer path `{path}` is given twice; only directories may repeat")]
     Duplicate { path: String },
 
     #[error("Layer path `{path}` is under `{parent}`, which is not a directory")]

@@ -26,6 +26,9 @@ pub(crate) fn plan(entries: Vec<Entry>) -> Result<Vec<Entry>, LayerError> {
 
     // Trap: a tar without entries for parent folders is unpacked with whatever mode and
     // owner the unpacker picks. Every parent gets an explicit 0755 entry.
+    // Not checked here: a parent that is a symbolic link in the base image (`lib` →
+    // `usr/lib` on merged-/usr systems) would be replaced by this directory when the layer
+    // is applied, so producers must name real paths (`usr/lib/...`).
     let mut missing = Vec::new();
     for path in by_path.keys() {
         for parent in ancestors(path) {

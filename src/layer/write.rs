@@ -42,22 +42,15 @@ pub fn write_layer(
         .map_err(werr)?;
 
     let file = BufWriter::with_capacity(1 << 18, tmp.as_file());
-    let mut tar_out = HashWriter::new(encoder(HashWriter::new(file)));
-    let mut zips = Zips::default();
-    let mut buf = vec![0u8; 1 << 16];
-    for entry in &entries {
-        write_entry(
-            &mut tar_out,
-            entry,
-            opts.mtime,
-            &mut zips,
-            &mut buf,
-            blobs_dir,
-        )?;
-    }
+    // The buffer in front of the compressor batches the many 512-byte headers and paddings of
+    // small files into large deflate calls.
+    let gz = BufWriter::with_capacity(1 << 16, encoder(HashWriter::new(file)));
+    let tar_out = HashWriter::new(gz);
+    let mut tar_out = write_members(tar_out, &entries, opts.mtime, blobs_dir)?;
     tarfmt::write_end(&mut tar_out).map_err(werr)?;
 
     let (gz, diff_id, _) = tar_out.finish();
+    let gz = gz.into_inner().map_err(|e| werr(e.into_error()))?;
     let (file, digest, size) = gz.finish().map_err(werr)?.finish();
     file.into_inner().map_err(|e| werr(e.into_error()))?;
     tmp.as_file().sync_all().map_err(werr)?;
@@ -79,6 +72,26 @@ pub fn write_layer(
         size,
         media_type: MEDIA_TYPE_GZIP.to_string(),
     })
+}
+
+/// Writes every member and hands the stream back.
+fn write_members<W: Write>(
+    w: W,
+    entries: &[Entry],
+    mtime: u64,
+    blobs_dir: &Path,
+) -> Result<W, LayerError> {
+    let mut members = Members {
+        w,
+        mtime,
+        zips: Zips::default(),
+        buf: vec![0u8; 1 << 16],
+        blobs_dir,
+    };
+    for entry in entries {
+        members.write(entry)?;
+    }
+    Ok(members.w)
 }
 
 /// Open zip archives, so a wheel's central directory is read once per layer, not per member.
@@ -103,125 +116,126 @@ impl Zips {
     }
 }
 
-/// Writes one member: header, data, padding.
-fn write_entry(
-    w: &mut impl Write,
-    entry: &Entry,
+/// Writes the members of one layer into a tar stream.
+struct Members<'a, W> {
+    w: W,
     mtime: u64,
-    zips: &mut Zips,
-    buf: &mut [u8],
-    blobs_dir: &Path,
-) -> Result<(), LayerError> {
-    let werr = |source| LayerError::Write {
-        dir: blobs_dir.to_path_buf(),
-        source,
-    };
-    let path = entry.path.as_str();
+    zips: Zips,
+    buf: Vec<u8>,
+    blobs_dir: &'a Path,
+}
 
-    let (size, source) = match &entry.kind {
-        EntryKind::Dir => {
-            return tarfmt::write_header(w, path, Member::Dir, entry.mode, mtime).map_err(werr);
+impl<W: Write> Members<'_, W> {
+    fn werr(&self, source: io::Error) -> LayerError {
+        LayerError::Write {
+            dir: self.blobs_dir.to_path_buf(),
+            source,
         }
-        EntryKind::Symlink { target } => {
-            let member = Member::Symlink { target };
-            return tarfmt::write_header(w, path, member, entry.mode, mtime).map_err(werr);
-        }
-        EntryKind::File { size, source } => (*size, source),
-    };
+    }
 
-    let member = Member::File { size };
-    match source {
-        Source::Bytes(data) => {
-            if data.len() as u64 != size {
-                return Err(size_mismatch(path, size, data.len().to_string()));
+    /// One member: header, data, padding.
+    fn write(&mut self, entry: &Entry) -> Result<(), LayerError> {
+        let (path, mode) = (entry.path.as_str(), entry.mode);
+        let (size, source) = match &entry.kind {
+            EntryKind::Dir => return self.header(path, Member::Dir, mode),
+            EntryKind::Symlink { target } => {
+                return self.header(path, Member::Symlink { target }, mode);
             }
-            tarfmt::write_header(w, path, member, entry.mode, mtime).map_err(werr)?;
-            w.write_all(data).map_err(werr)?;
+            EntryKind::File { size, source } => (*size, source),
+        };
+
+        match source {
+            Source::Bytes(data) => {
+                if data.len() as u64 != size {
+                    return Err(size_mismatch(path, size, data.len().to_string()));
+                }
+                self.header(path, Member::File { size }, mode)?;
+                self.w.write_all(data).map_err(|e| self.werr(e))?;
+            }
+            Source::File(file) => {
+                let read_err = |source| LayerError::ReadSource {
+                    path: file.clone(),
+                    source,
+                };
+                let mut reader = File::open(file).map_err(read_err)?;
+                self.header(path, Member::File { size }, mode)?;
+                let copied = self.copy(&mut reader, size, None);
+                copied.map_err(|e| e.into_layer_error(path, size, self.blobs_dir, read_err))?;
+            }
+            Source::Zip {
+                archive,
+                index,
+                sha256,
+            } => {
+                let read_err = |source| zip_err(archive, *index, path, source);
+                let written = self.zip_member(entry, size, archive, *index, sha256.as_ref());
+                written.map_err(|e| match e {
+                    CopyError::Hash { expected, actual } => LayerError::ZipHash {
+                        archive: archive.clone(),
+                        index: *index,
+                        path: path.to_string(),
+                        expected,
+                        actual,
+                    },
+                    other => other.into_layer_error(path, size, self.blobs_dir, read_err),
+                })?;
+            }
         }
-        Source::File(file) => {
-            let rerr = |source| LayerError::ReadSource {
-                path: file.clone(),
-                source,
-            };
-            let mut reader = File::open(file).map_err(rerr)?;
-            tarfmt::write_header(w, path, member, entry.mode, mtime).map_err(werr)?;
-            copy_exact(&mut reader, w, size, buf, None).map_err(|e| match e {
-                CopyError::Read(source) => rerr(source),
-                CopyError::Write(source) => werr(source),
-                CopyError::Size(actual) => size_mismatch(path, size, actual),
-            })?;
-        }
-        Source::Zip {
-            archive,
-            index,
-            sha256,
-        } => {
-            write_zip_member(w, entry, size, (archive, *index, sha256), mtime, zips, buf).map_err(
-                |e| match e {
-                    CopyError::Read(source) => zip_err(archive, *index, path, source),
-                    CopyError::Write(source) => werr(source),
-                    CopyError::Size(actual) => size_mismatch(path, size, actual),
-                },
-            )?;
-        }
+        tarfmt::write_padding(&mut self.w, size).map_err(|e| self.werr(e))
     }
-    tarfmt::write_padding(w, size).map_err(werr)
-}
 
-/// A zip member's header and data, checking its sha256 when one is given.
-fn write_zip_member(
-    w: &mut impl Write,
-    entry: &Entry,
-    size: u64,
-    (archive, index, sha256): (&Path, usize, &Option<[u8; 32]>),
-    mtime: u64,
-    zips: &mut Zips,
-    buf: &mut [u8],
-) -> Result<(), CopyError> {
-    let zip = zips.get(archive).map_err(CopyError::Read)?;
-    let mut member = zip
-        .by_index(index)
-        .map_err(|e| CopyError::Read(io::Error::other(e)))?;
-    let header = Member::File { size };
-    tarfmt::write_header(w, &entry.path, header, entry.mode, mtime).map_err(CopyError::Write)?;
-
-    let mut hasher = sha256.map(|_| Sha256::new());
-    copy_exact(&mut member, w, size, buf, hasher.as_mut())?;
-    if let (Some(expected), Some(hasher)) = (sha256, hasher) {
-        let actual: [u8; 32] = hasher.finalize().into();
-        if &actual != expected {
-            return Err(CopyError::Read(io::Error::other(HashMismatch {
-                expected: hex::encode(expected),
-                actual: hex::encode(actual),
-            })));
-        }
+    fn header(&mut self, path: &str, member: Member<'_>, mode: u32) -> Result<(), LayerError> {
+        tarfmt::write_header(&mut self.w, path, member, mode, self.mtime).map_err(|e| self.werr(e))
     }
-    Ok(())
-}
 
-/// Carries a sha256 mismatch through an `io::Error` to where the error is named.
-#[derive(Debug, thiserror::Error)]
-#[error("sha256 mismatch")]
-struct HashMismatch {
-    expected: String,
-    actual: String,
+    /// A zip member's header and data, checking its sha256 when one is given.
+    fn zip_member(
+        &mut self,
+        entry: &Entry,
+        size: u64,
+        archive: &Path,
+        index: usize,
+        sha256: Option<&[u8; 32]>,
+    ) -> Result<(), CopyError> {
+        let zip = self.zips.get(archive).map_err(CopyError::Read)?;
+        let mut member = zip
+            .by_index(index)
+            .map_err(|e| CopyError::Read(io::Error::other(e)))?;
+        let header = Member::File { size };
+        tarfmt::write_header(&mut self.w, &entry.path, header, entry.mode, self.mtime)
+            .map_err(CopyError::Write)?;
+
+        let mut hasher = sha256.map(|_| Sha256::new());
+        copy_exact(
+            &mut member,
+            &mut self.w,
+            size,
+            &mut self.buf,
+            hasher.as_mut(),
+        )?;
+        if let (Some(expected), Some(hasher)) = (sha256, hasher) {
+            let actual: [u8; 32] = hasher.finalize().into();
+            if &actual != expected {
+                return Err(CopyError::Hash {
+                    expected: hex::encode(expected),
+                    actual: hex::encode(actual),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        r: &mut impl Read,
+        size: u64,
+        hasher: Option<&mut Sha256>,
+    ) -> Result<(), CopyError> {
+        copy_exact(r, &mut self.w, size, &mut self.buf, hasher)
+    }
 }
 
 fn zip_err(archive: &Path, index: usize, path: &str, source: io::Error) -> LayerError {
-    let archive = archive.to_path_buf();
-    let path = path.to_string();
-    if let Some(m) = source
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<HashMismatch>())
-    {
-        return LayerError::ZipHash {
-            archive,
-            index,
-            path,
-            expected: m.expected.clone(),
-            actual: m.actual.clone(),
-        };
-    }
     // Zip errors travel wrapped in an `io::Error`; unwrap them so the cause reads as itself.
     let source = if source.get_ref().is_some_and(|e| e.is::<ZipError>()) {
         match source.into_inner().map(|e| e.downcast::<ZipError>()) {
@@ -233,9 +247,9 @@ fn zip_err(archive: &Path, index: usize, path: &str, source: io::Error) -> Layer
         ZipError::Io(source)
     };
     LayerError::Zip {
-        archive,
+        archive: archive.to_path_buf(),
         index,
-        path,
+        path: path.to_string(),
         source,
     }
 }
@@ -253,6 +267,33 @@ enum CopyError {
     Write(io::Error),
     /// The source gave a different number of bytes (described) than declared.
     Size(String),
+    /// The bytes did not hash to the expected sha256 (hex).
+    Hash {
+        expected: String,
+        actual: String,
+    },
+}
+
+impl CopyError {
+    fn into_layer_error(
+        self,
+        path: &str,
+        size: u64,
+        blobs_dir: &Path,
+        read_err: impl FnOnce(io::Error) -> LayerError,
+    ) -> LayerError {
+        match self {
+            CopyError::Read(source) => read_err(source),
+            CopyError::Write(source) => LayerError::Write {
+                dir: blobs_dir.to_path_buf(),
+                source,
+            },
+            CopyError::Size(actual) => size_mismatch(path, size, actual),
+            CopyError::Hash { expected, actual } => read_err(io::Error::other(format!(
+                "sha256 `{actual}`, expected `{expected}`"
+            ))),
+        }
+    }
 }
 
 /// Copies exactly `size` bytes; a source that is shorter or longer is an error, since the tar
