@@ -17,12 +17,15 @@ pub struct Metadata {
     pub requires_python: Option<VersionSpecifiers>,
 }
 
-/// Parses `METADATA` text. Header lines end at the first blank line; continuation lines
+/// Parses `METADATA` text. Header lines end at the first empty line; continuation lines
 /// (starting with whitespace) belong to the field before.
 pub fn parse(text: &str) -> Result<Metadata, String> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
-        if line.trim().is_empty() {
+        // Only a truly empty line ends the headers. A line of spaces is a folded continuation:
+        // hatchling writes a multi-line `License` that way, and stopping there would drop
+        // every `Requires-Dist` after it without a word.
+        if line.is_empty() {
             break;
         }
         if line.starts_with([' ', '\t']) {
@@ -107,6 +110,10 @@ mod tests {
         assert_eq!(m.requires_dist.len(), 2);
         assert!(m.requires_python.is_some());
         assert!(parse("Name: x\n").is_err());
+
+        let folded = "Name: a\nVersion: 1\nLicense: BSD\n        \n        Clause 1\n\
+            Requires-Dist: b\n\nbody\n";
+        assert_eq!(parse(folded).unwrap().requires_dist.len(), 1);
         assert!(parse("Name: x\nVersion: 1\nRequires-Dist: ???\n").is_err());
     }
 }
