@@ -25,15 +25,30 @@ pub enum HttpError {
     Client(#[source] reqwest::Error),
 }
 
+/// Seconds one request may take, headers and body, unless `ENVBUILD_HTTP_TIMEOUT` says
+/// otherwise. Registry uploads above 64 MiB go in chunks, so one request stays well below.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
 /// A blocking client. Trusts the system's certificate store (and `SSL_CERT_FILE`), since many
 /// networks re-sign HTTPS with their own authority.
 pub fn client() -> Result<Client, HttpError> {
     Client::builder()
         .user_agent(concat!("envbuild/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(300))
+        .timeout(request_timeout())
         .build()
         .map_err(HttpError::Client)
+}
+
+/// `ENVBUILD_HTTP_TIMEOUT` seconds, else [`DEFAULT_TIMEOUT_SECS`]; a stalled server costs
+/// this long before the request is tried again.
+fn request_timeout() -> Duration {
+    let secs = std::env::var("ENVBUILD_HTTP_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    Duration::from_secs(secs)
 }
 
 /// Whether a status is worth another try.

@@ -43,10 +43,18 @@ pub enum BaseError {
         what: &'static str,
         key: &'static str,
     },
+    // Boxed: registry errors carry several names, and every `Result` of this module would
+    // otherwise be as large as the largest of them.
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(Box<RegistryError>),
     #[error(transparent)]
     Cache(#[from] CacheError),
+}
+
+impl From<RegistryError> for BaseError {
+    fn from(e: RegistryError) -> Self {
+        BaseError::Registry(Box::new(e))
+    }
 }
 
 /// A base reference as written in the spec.

@@ -9,7 +9,7 @@ use super::{EXIT_STALE, EXIT_USAGE, Failure, GlobalArgs};
 use crate::build::{self, BuildRequest, BuiltImage};
 use crate::lock::Lock;
 use crate::platform::Platform;
-use crate::registry::RegistryOptions;
+use crate::registry::PushOptions;
 use crate::spec::{self, Spec};
 
 /// Where the image goes when `--output` is not given.
@@ -39,9 +39,8 @@ pub struct BuildArgs {
     /// Build from the lock even when the spec changed since it was written.
     #[arg(long)]
     pub frozen: bool,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
 
 /// Where the build writes.
@@ -115,14 +114,12 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
             "`--push` takes one target\nhint: pass `--target NAME`",
         ));
     }
-    let mut insecure = spec.image.insecure_registries.clone();
-    insecure.extend(args.insecure_registry.iter().cloned());
     let request = BuildRequest {
         targets,
         platforms,
         source_date_epoch: source_date_epoch()?,
         offline: args.offline,
-        registry: RegistryOptions { insecure },
+        registry: args.registry.options(&spec.image.insecure_registries)?,
     };
 
     // An archive or a push starts from a layout; the layout is a temporary one unless asked for.
@@ -139,30 +136,24 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
     }
     report(global, &images, &layout_dir, &output);
 
-    let mut digest = images.first().map(|i| i.digest.clone());
     if let (Some(reference), Some(image)) = (&args.push, images.first()) {
+        // The base's blobs are mounted when it lives in another repository of the same
+        // registry, instead of being uploaded again.
+        let push = PushOptions {
+            mount_from: vec![lock.base.reference.clone()],
+            ..PushOptions::default()
+        };
         let report = crate::registry::push_layout(
             &layout_dir,
             Some(&image.tag),
             reference,
             &request.registry,
+            &push,
         )?;
-        if !global.quiet {
-            eprintln!(
-                "Pushed {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
-                report.reference,
-                report.uploaded_blobs,
-                report.uploaded_bytes,
-                report.skipped_blobs,
-                report.mounted_blobs
-            );
-        }
-        println!("{}", report.reference);
-        digest = Some(report.digest);
+        return super::push::finish(global, &report, args.digest_file.as_deref());
     }
-    if let (Some(path), Some(digest)) = (&args.digest_file, digest) {
-        crate::fsutil::write_atomic(path, format!("{digest}\n").as_bytes())
-            .map_err(|e| Failure::msg(1, format!("Failed to write `{}`: {e}", path.display())))?;
+    if let (Some(path), Some(image)) = (&args.digest_file, images.first()) {
+        super::push::write_digest(path, &image.digest)?;
     }
     Ok(())
 }

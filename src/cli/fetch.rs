@@ -47,7 +47,7 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<(), Failure> {
         platforms,
         source_date_epoch: None,
         offline: false,
-        registry: RegistryOptions { insecure },
+        registry: RegistryOptions::new(insecure),
     };
     let cache = match &args.to {
         Some(dir) => Cache::new(Some(dir.clone())),

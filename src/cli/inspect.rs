@@ -58,9 +58,7 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> Result<(), Failure> {
         root = layout.resolve_tag(tag)?.digest;
         read = Box::new(move |d: &str| Ok(layout.read_blob(d)?));
     } else {
-        let opts = RegistryOptions {
-            insecure: args.insecure_registry.clone(),
-        };
+        let opts = RegistryOptions::new(args.insecure_registry.clone());
         let fetched = crate::registry::fetch_root(&args.what, &opts)?;
         root = fetched.digest;
         let reference = args.what.clone();

@@ -105,7 +105,7 @@ pub fn lock_spec(
     let platforms = spec.platforms();
     let mut insecure = spec.image.insecure_registries.clone();
     insecure.extend(args.insecure_registry.iter().cloned());
-    let opts = RegistryOptions { insecure };
+    let opts = RegistryOptions::new(insecure);
 
     // 1. The base: digests per platform and what it holds.
     let overrides = Overrides {

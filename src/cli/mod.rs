@@ -7,6 +7,7 @@ mod fetch;
 mod init;
 mod inspect;
 mod lock;
+mod push;
 mod verify;
 
 use std::error::Error as StdError;
@@ -86,6 +87,8 @@ pub enum Command {
     Lock(lock::LockArgs),
     /// Build the lock into OCI images (a layout, an archive, or a registry).
     Build(build::BuildArgs),
+    /// Push an image of an OCI layout to a registry.
+    Push(push::PushArgs),
     /// Download every artifact of the lock into the cache.
     Fetch(fetch::FetchArgs),
     /// Rebuild from the lock and compare with a built or pushed image.
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Lock(args) => lock::run(&cli.global, args),
         Command::Build(args) => build::run(&cli.global, args),
         Command::Fetch(args) => fetch::run(&cli.global, args),
+        Command::Push(args) => push::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Diff(args) => diff::run(&cli.global, args),

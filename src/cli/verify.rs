@@ -73,7 +73,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
     };
     let mut insecure = spec.image.insecure_registries.clone();
     insecure.extend(args.insecure_registry.iter().cloned());
-    let opts = RegistryOptions { insecure };
+    let opts = RegistryOptions::new(insecure);
     let cache = global.cache();
 
     // The image to compare with, and its root digest.
@@ -143,7 +143,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
 }
 
 /// `DIR[:TAG]`, with the tag after the last `:` unless that part looks like a path.
-fn split_layout(s: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_layout(s: &str) -> (&str, Option<&str>) {
     match s.rsplit_once(':') {
         Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, Some(t)),
         _ => (s, None),

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod gallery;
 pub mod index;
+pub mod registry;
 pub mod wheel;
