@@ -529,3 +529,41 @@ fn credentials_from_each_source_and_never_printed() {
         "the auth string was printed:\n{printed}"
     );
 }
+
+#[test]
+fn verify_rebuilds_and_compares_with_the_pushed_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = golden_layout(tmp.path());
+    let registry = Registry::start();
+    let good = registry.reference("verify/model:prod");
+    let wrong = registry.reference("verify/model:wrong");
+    push_json(&layout, "prod", &good, &[]);
+    push_json(&layout, "dev", &wrong, &[]);
+
+    let verify = |reference: &str| {
+        envbuild()
+            .arg("--spec")
+            .arg(repo().join("fixtures/golden/envbuild.toml"))
+            .arg("--cache")
+            .arg(tmp.path().join("cache"))
+            .args(["verify", "--offline", "--target", "prod", reference])
+            .output()
+            .unwrap()
+    };
+    let out = verify(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = verify(&wrong);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("is not what the lock builds"), "{stderr}");
+    assert!(
+        stderr.contains("the lock builds 4 layers, the image has 5"),
+        "{stderr}"
+    );
+}
