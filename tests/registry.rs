@@ -567,3 +567,55 @@ fn verify_rebuilds_and_compares_with_the_pushed_image() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_missing_base_is_named() {
+    let registry = Registry::start();
+    let missing = registry.reference("library/nothing:1");
+    let out = envbuild().args(["inspect", &missing]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "`library/nothing:1` was not found in registry `{}`",
+            registry.addr
+        )),
+        "{stderr}"
+    );
+}
+
+/// A registry whose manifest bytes do not match the digest it states: only a hand-made server
+/// can misbehave this way on purpose.
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_refused() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    let claimed = format!("sha256:{}", "0".repeat(64));
+    let answer = claimed.clone();
+    let thread = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok(Some(req)) = server.recv_timeout(Duration::from_secs(10)) else {
+                return;
+            };
+            let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k, v).unwrap();
+            let resp = if req.url() == "/v2/" {
+                tiny_http::Response::from_data(b"{}".to_vec())
+            } else {
+                tiny_http::Response::from_data(body.to_vec())
+                    .with_header(header("Docker-Content-Digest", &answer))
+                    .with_header(header(
+                        "Content-Type",
+                        "application/vnd.oci.image.manifest.v1+json",
+                    ))
+            };
+            let _ = req.respond(resp);
+        }
+    });
+    let reference = format!("{addr}/team/app:1");
+    let out = envbuild().args(["inspect", &reference]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("not `{claimed}`")), "{stderr}");
+    thread.join().unwrap();
+}
