@@ -244,6 +244,25 @@ fn a_base_from_the_registry_is_locked_pulled_and_mounted_not_uploaded() {
         "the base layer is mounted:\n{stderr}"
     );
     assert_eq!(skopeo_inspect_digest(&app, None), digest.trim());
+
+    // The SBOM went up as a referrer of the manifest (this registry has no referrers API, so
+    // under the fallback tag), and the image's digest is still the one built.
+    let fallback = registry.reference(&format!("team/app:{}", digest.trim().replace(':', "-")));
+    let index: Value = serde_json::from_slice(&skopeo_inspect_raw(&fallback, None)).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["artifactType"], "application/vnd.cyclonedx+json",
+        "{index}"
+    );
+    let artifact = registry.reference(&format!("team/app@{}", entry["digest"].as_str().unwrap()));
+    let manifest: Value = serde_json::from_slice(&skopeo_inspect_raw(&artifact, None)).unwrap();
+    assert_eq!(manifest["subject"]["digest"], digest.trim(), "{manifest}");
+    let sbom_digest = manifest["layers"][0]["digest"].as_str().unwrap();
+    let url = format!("{}/v2/team/app/blobs/{sbom_digest}", registry.url());
+    let sbom: Value = reqwest::blocking::get(url).unwrap().json().unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX", "{sbom}");
+    assert!(sbom.to_string().contains("pkg:pypi/tiny@1.0"), "{sbom}");
+    assert_eq!(skopeo_inspect_digest(&app, None), digest.trim());
 }
 
 #[test]

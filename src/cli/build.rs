@@ -150,10 +150,59 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
             &request.registry,
             &push,
         )?;
+        push_sboms(
+            &lock,
+            image,
+            &layout_dir,
+            reference,
+            &request.registry,
+            global,
+        )?;
         return super::push::finish(global, &report, args.digest_file.as_deref());
     }
     if let (Some(path), Some(image)) = (&args.digest_file, images.first()) {
         super::push::write_digest(path, &image.digest)?;
+    }
+    Ok(())
+}
+
+/// Attaches each platform's SBOM to its pushed manifest as an OCI referrer; the image's own
+/// manifests and tag are untouched, so its digest stays what the build printed.
+fn push_sboms(
+    lock: &Lock,
+    image: &BuiltImage,
+    layout_dir: &Path,
+    reference: &str,
+    opts: &crate::registry::RegistryOptions,
+    global: &GlobalArgs,
+) -> Result<(), Failure> {
+    let layout = crate::image::Layout::open(layout_dir)?;
+    for p in &image.platforms {
+        let path = layout.blob_path(&p.manifest)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| Failure::msg(1, format!("Failed to read `{}`: {e}", path.display())))?
+            .len();
+        let subject = crate::image::Descriptor {
+            media_type: crate::image::MEDIA_TYPE_MANIFEST.to_string(),
+            digest: p.manifest.clone(),
+            size,
+        };
+        let sbom = crate::sbom::cyclonedx(lock, &image.target, p.platform);
+        let report = crate::registry::push_referrer(
+            reference,
+            &subject,
+            crate::sbom::MEDIA_TYPE,
+            sbom.as_bytes(),
+            opts,
+        )?;
+        if !global.quiet {
+            eprintln!(
+                "Attached the {} SBOM to {} as {}",
+                p.platform.as_str(),
+                p.manifest,
+                report.digest
+            );
+        }
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod client;
 mod pull;
 mod push;
 pub mod reference;
+mod referrer;
 
 use crate::cache::CacheError;
 use crate::http::HttpError;
@@ -25,6 +26,7 @@ use crate::image::ImageError;
 pub use auth::Credential;
 pub use pull::{fetch_manifest, fetch_root, pull_blob};
 pub use push::{PushOptions, PushReport, push_layout};
+pub use referrer::{ReferrerReport, push_referrer};
 
 /// Media types a manifest GET accepts: OCI and Docker, images and indexes.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Body, Response};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION};
 use serde_json::Value;
 
 use super::client::{Access, Session};
@@ -62,7 +62,7 @@ pub struct PushReport {
 }
 
 /// What happened to one blob.
-enum Outcome {
+pub(super) enum Outcome {
     Skipped,
     Mounted,
     Uploaded(u64),
@@ -227,7 +227,7 @@ fn push_blobs(
 
 /// One blob: skipped when present, else mounted or uploaded. A failed upload starts again
 /// with a fresh upload session, since a registry may have kept part of the broken one.
-fn push_blob(
+pub(super) fn push_blob(
     session: &Session,
     path: &Path,
     desc: &Descriptor,
@@ -439,12 +439,13 @@ fn file_body(path: &Path, offset: u64, len: u64) -> Body {
 }
 
 /// `PUT /v2/<name>/manifests/<reference>`, checking the digest the registry computed.
-fn put_manifest(
+/// Returns the answer's headers (a registry with the referrers API sets `OCI-Subject`).
+pub(super) fn put_manifest(
     session: &Session,
     reference: &str,
     desc: &Descriptor,
     bytes: &[u8],
-) -> Result<(), RegistryError> {
+) -> Result<HeaderMap, RegistryError> {
     let url = session.url(&format!("manifests/{reference}"));
     let what = format!("the manifest `{}` as `{reference}`", desc.digest);
     let resp = session.send(&what, &url, |c| {
@@ -455,8 +456,8 @@ fn put_manifest(
     if resp.status() != StatusCode::CREATED {
         return Err(session.status_error(&what, resp));
     }
-    let claimed = resp
-        .headers()
+    let headers = resp.headers().clone();
+    let claimed = headers
         .get("docker-content-digest")
         .and_then(|h| h.to_str().ok());
     match claimed {
@@ -466,7 +467,7 @@ fn put_manifest(
             expected: desc.digest.clone(),
             actual: d.to_string(),
         }),
-        _ => Ok(()),
+        _ => Ok(headers),
     }
 }
 
