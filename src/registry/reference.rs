@@ -114,7 +114,8 @@ mod tests {
         let internal = ImageRef::parse("reg.internal:5000/x:1").unwrap();
         assert!(internal.base_url(&opts).starts_with("http://"));
 
-        assert!(ImageRef::parse("UPPER/case:tag").is_err());
+        assert!(ImageRef::parse("team/app:bad tag").is_err());
+        assert!(ImageRef::parse("").is_err());
     }
 
     #[test]
