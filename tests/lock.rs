@@ -419,8 +419,19 @@ fn unknown_package_is_a_clear_error() {
     p.write_spec(&["linux/amd64"], &["alpha"], "", "");
     let err = p.lock_err(&[]);
     assert!(err.contains("Package `nope` was not found"), "{err}");
-    assert!(err.contains("alpha 1.0"), "{err}");
+    assert!(
+        err.contains("Failed to look up `nope` (required by `alpha 1.0`)"),
+        "{err}"
+    );
     assert!(err.contains("hint:"), "{err}");
+
+    // A direct requirement names its target.
+    p.write_spec(&["linux/amd64"], &["nope"], "", "");
+    let err = p.lock_err(&[]);
+    assert!(
+        err.contains("Failed to look up `nope` (required by target `prod`)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -137,7 +137,11 @@ impl<'a> Provider<'a> {
             })
             .collect();
         parents.sort();
-        parents.join(", ")
+        if parents.is_empty() {
+            String::new()
+        } else {
+            format!(" (required by {})", parents.join(", "))
+        }
     }
 
     fn choose(&self, name: &str, range: &Ranges<Version>) -> Result<Option<Version>, ResolveError> {
