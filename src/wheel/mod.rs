@@ -223,7 +223,11 @@ pub fn install_entries(
                 let dest = match scheme {
                     "purelib" | "platlib" => format!("{site}/{sub}"),
                     "scripts" => format!("{venv}/bin/{sub}"),
-                    "headers" => format!("{venv}/include/site/{}/{dist}/{sub}", target.python_xy()),
+                    "headers" => format!(
+                        "{venv}/include/site/{}/{}/{sub}",
+                        target.python_xy(),
+                        project_name(&dist)
+                    ),
                     "data" => format!("{venv}/{sub}"),
                     other => {
                         return Err(WheelError::Unsafe {
@@ -396,6 +400,21 @@ fn normalize(name: &str) -> String {
     name.to_ascii_lowercase().replace(['-', '.'], "_")
 }
 
+/// The project's normalized name (PEP 503: lower case, runs of `-`, `_` and `.` as one `-`),
+/// which names its headers folder. The file name's `_` escape (`data_demo` for `data-demo`) is
+/// no project name: uv uses the normalized name, pip the requirement as written, which for the
+/// lock's requirements is the normalized name too.
+fn project_name(dist: &str) -> String {
+    let mut out = String::with_capacity(dist.len());
+    for part in dist.split(['-', '_', '.']).filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&part.to_ascii_lowercase());
+    }
+    out
+}
+
 fn check_wheel_version(text: &str) -> Result<(), String> {
     let version = text
         .lines()
@@ -500,6 +519,13 @@ mod tests {
         for bad in ["/etc/passwd", "a/../../x", "a\\b", "C:/x", "./a"] {
             assert!(check_member_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn headers_go_under_the_normalized_project_name() {
+        assert_eq!(project_name("data_demo"), "data-demo");
+        assert_eq!(project_name("Zope.Interface"), "zope-interface");
+        assert_eq!(project_name("a__b"), "a-b");
     }
 
     #[test]

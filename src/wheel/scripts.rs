@@ -8,12 +8,22 @@ const MAX_SHEBANG: usize = 127;
 /// kernel's shebang buffer, so it is started through `/bin/sh` instead, with a line that is a
 /// no-op string to Python and an `exec` to the shell.
 pub fn shebang(python: &str) -> String {
-    let line = format!("#!{python}\n");
+    String::from_utf8(shebang_with_args(python, b"")).unwrap_or_default()
+}
+
+/// [`shebang`] with interpreter arguments (` -u`, leading blank included). In the `/bin/sh`
+/// form they go on the `exec` line: after the closing `'''` Python would read them as code.
+fn shebang_with_args(python: &str, args: &[u8]) -> Vec<u8> {
+    let mut line = format!("#!{python}").into_bytes();
+    line.extend_from_slice(args);
+    line.push(b'\n');
     if line.len() <= MAX_SHEBANG && !python.contains(' ') {
-        line
-    } else {
-        format!("#!/bin/sh\n'''exec' '{python}' \"$0\" \"$@\"\n' '''\n")
+        return line;
     }
+    let mut out = format!("#!/bin/sh\n'''exec' '{python}'").into_bytes();
+    out.extend_from_slice(args);
+    out.extend_from_slice(b" \"$0\" \"$@\"\n' '''\n");
+    out
 }
 
 /// One entry point: `name = module:attr.path [extras]`.
@@ -94,7 +104,12 @@ pub fn launcher(ep: &EntryPoint, python: &str) -> String {
     )
 }
 
-/// Rewrites a `#!python` (or `#!pythonw`) first line; `None` when the script has no such line.
+/// Rewrites a first line that begins with `#!python`; `None` when the script has no such line.
+///
+/// The binary distribution format says every such line is rewritten, so `#!pythonw` and
+/// `#!python3` are too (pip does; left alone, `python3` would be looked up relative to the
+/// working directory and the script would not start). The interpreter word is replaced whole;
+/// arguments after it (`-u`, `-E`) are kept, as uv does, since the script may rely on them.
 pub fn rewrite_shebang(content: &[u8], python: &str) -> Option<Vec<u8>> {
     let end = content
         .iter()
@@ -103,14 +118,11 @@ pub fn rewrite_shebang(content: &[u8], python: &str) -> Option<Vec<u8>> {
     let first = &content[..end];
     let first = first.strip_suffix(b"\r").unwrap_or(first);
     let rest = first.strip_prefix(b"#!python")?;
-    // `#!pythonw` and `#!python -u` style arguments keep everything after the name.
-    let rest = rest.strip_prefix(b"w").unwrap_or(rest);
-    if !rest.is_empty() && !rest.starts_with(b" ") {
-        return None;
-    }
-    let mut out = shebang(python).trim_end_matches('\n').as_bytes().to_vec();
-    out.extend_from_slice(rest);
-    out.push(b'\n');
+    let args_at = rest
+        .iter()
+        .position(|b| *b == b' ' || *b == b'\t')
+        .unwrap_or(rest.len());
+    let mut out = shebang_with_args(python, &rest[args_at..]);
     out.extend_from_slice(content.get(end + 1..).unwrap_or(&[]));
     Some(out)
 }
@@ -143,8 +155,21 @@ mod tests {
         let out = rewrite_shebang(b"#!python\nprint(1)\n", "/opt/venv/bin/python").unwrap();
         assert_eq!(out, b"#!/opt/venv/bin/python\nprint(1)\n");
         assert!(rewrite_shebang(b"#!/bin/sh\n", "/p").is_none());
-        assert!(rewrite_shebang(b"#!python3\n", "/p").is_none());
+        assert!(rewrite_shebang(b"#!/usr/bin/python\n", "/p").is_none());
+        // Any interpreter word that begins with `python` is replaced; arguments stay.
+        for (script, want) in [
+            (&b"#!python3\nx"[..], &b"#!/p\nx"[..]),
+            (b"#!python3.11 -u\r\nx", b"#!/p -u\nx"),
+            (b"#!pythonw\t-E\n", b"#!/p\t-E\n"),
+            (b"#!python", b"#!/p\n"),
+        ] {
+            assert_eq!(rewrite_shebang(script, "/p").unwrap(), want);
+        }
         let long = format!("/{}/bin/python", "x".repeat(130));
         assert!(shebang(&long).starts_with("#!/bin/sh\n"));
+        // Arguments of a long interpreter path go to the `exec` line, not after the `'''`.
+        let out = rewrite_shebang(b"#!python -u\nprint(1)\n", &long).unwrap();
+        let want = format!("#!/bin/sh\n'''exec' '{long}' -u \"$0\" \"$@\"\n' '''\nprint(1)\n");
+        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 }
