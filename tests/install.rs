@@ -1095,18 +1095,18 @@ fn a_record_that_lies_is_refused() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let (stderr, project) = build_evil("lying RECORD", evil, tmp.path());
-    // The lie shows while the member streams into its layer, which names the package and the
-    // installed path.
+    // The lie shows while the member streams into its layer; the error names the wheel and
+    // the member, and blames the wheel, not the cache.
     for needle in [
-        "python packages evil",
-        "site-packages/evil/__init__.py`) does not match its sha256",
+        "Wheel `evil-1.0-py3-none-any.whl` does not match its own `RECORD`",
+        "site-packages/evil/__init__.py`: `RECORD` says sha256",
+        "hint: the wheel is the locked one but is broken as published",
     ] {
         assert!(stderr.contains(needle), "`{needle}` not in:\n{stderr}");
     }
-    // Not yet: the message names the cache entry, not `evil-1.0-py3-none-any.whl`, and its hint
-    // blames the cache; layers other threads finished before the failure stay in the layout,
-    // complete but unreferenced. Both are the layer writer's and the build's to fix (reported).
-    assert_layout_clean(&project.out, false);
+    assert!(!stderr.contains("remove it from the cache"), "{stderr}");
+    // Layers other threads finished before the failure never reached `blobs/`.
+    assert_layout_clean(&project.out, true);
 }
 
 #[test]

@@ -74,6 +74,18 @@ pub enum BuildError {
         #[source]
         source: WheelError,
     },
+    #[error(
+        "Wheel `{file}` does not match its own `RECORD` at `{path}`: `RECORD` says sha256 \
+         `{expected}`, the member is `{actual}`\nhint: the wheel is the locked one but is \
+         broken as published; pin another version of the package, or report it to its \
+         maintainers"
+    )]
+    RecordMismatch {
+        file: String,
+        path: String,
+        expected: String,
+        actual: String,
+    },
     #[error("Failed to write a layer ({what})")]
     Layer {
         what: String,
@@ -230,6 +242,13 @@ pub fn build(
     let opts = LayerOptions {
         mtime: epoch.max(0) as u64,
     };
+    // Layers are written into a staging folder inside the layout and moved into `blobs/`
+    // only when every one of them succeeded: a failed build leaves no blob behind, not even
+    // complete ones nothing refers to. Dropping the folder on an error path removes it.
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(out)
+        .map_err(|e| BuildError::Internal(format!("cannot stage in `{}`: {e}", out.display())))?;
     let jobs: Vec<JobKey> = jobs.into_iter().collect();
     let written: Vec<LayerInfo> = jobs
         .par_iter()
@@ -239,12 +258,21 @@ pub fn build(
                 .find(|c| c.platform == job.platform)
                 .ok_or_else(|| BuildError::Internal("platform context missing".into()))?;
             let entries = layer_entries(lock, spec, ctx, &job.content, &installed, &vsix_paths)?;
-            layer::write_layer(entries, &opts, &blobs).map_err(|source| BuildError::Layer {
-                what: job.content.created_by(),
-                source: Box::new(source),
-            })
+            layer::write_layer(entries, &opts, staging.path())
+                .map_err(|source| layer_error(ctx, &job.content, source))
         })
         .collect::<Result<_, _>>()?;
+    for info in &written {
+        let hex = info.digest.trim_start_matches("sha256:");
+        let dest = blobs.join(hex);
+        // A blob already there has the same bytes (same digest); keep it.
+        if !dest.exists() {
+            std::fs::rename(staging.path().join(hex), &dest).map_err(|e| {
+                BuildError::Internal(format!("cannot move a layer to `{}`: {e}", dest.display()))
+            })?;
+        }
+    }
+    drop(staging);
     let layer_of: BTreeMap<&JobKey, &LayerInfo> = jobs.iter().zip(&written).collect();
 
     let mut manifests: BTreeMap<String, Vec<(Descriptor, Platform, BuiltPlatform)>> =
@@ -295,6 +323,31 @@ pub fn build(
         });
     }
     Ok(out_images)
+}
+
+/// A layer error, with a member whose bytes do not match its wheel's `RECORD` put in terms of
+/// the wheel: the cached file is the locked one, so it is the wheel itself that is broken.
+fn layer_error(ctx: &PlatformCtx, content: &LayerContent, source: LayerError) -> BuildError {
+    if let LayerError::ZipHash {
+        archive,
+        path,
+        expected,
+        actual,
+        ..
+    } = &source
+        && let Some((file, _)) = ctx.wheels.values().find(|(_, p)| p == archive)
+    {
+        return BuildError::RecordMismatch {
+            file: file.clone(),
+            path: path.clone(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        };
+    }
+    BuildError::Layer {
+        what: content.created_by(),
+        source: Box::new(source),
+    }
 }
 
 /// What the fetch step hands to the plan.

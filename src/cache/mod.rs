@@ -23,7 +23,7 @@ pub enum CacheError {
     #[error(
         "Hash mismatch for `{what}`: the lock says sha256 `{expected}`, the bytes are `{actual}`\n\
          hint: the file changed upstream or in transit; if the change is expected, run \
-         `envbuild lock --upgrade-package` for it"
+         `envbuild lock --upgrade-package NAME` with the name of its package"
     )]
     HashMismatch {
         what: String,

@@ -194,6 +194,13 @@ pub fn render_error(err: &(dyn StdError + 'static)) -> String {
     out
 }
 
+/// Colour only on a terminal, and never when `NO_COLOR` is set (to anything but empty).
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
 fn init_logging(global: &GlobalArgs) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
@@ -209,6 +216,6 @@ fn init_logging(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(use_colour())
         .try_init();
 }
