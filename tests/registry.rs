@@ -540,8 +540,14 @@ fn credentials_from_each_source_and_never_printed() {
         layout_digest(&layout, "t")
     );
     // Logs to a pipe carry no colour codes.
-    assert!(printed.contains("DEBUG"), "-vv shows debug logs:\n{printed}");
-    assert!(!printed.contains('\x1b'), "colour codes on a pipe:\n{printed}");
+    assert!(
+        printed.contains("DEBUG"),
+        "-vv shows debug logs:\n{printed}"
+    );
+    assert!(
+        !printed.contains('\x1b'),
+        "colour codes on a pipe:\n{printed}"
+    );
     assert!(
         !printed.contains(PASSWORD),
         "the password was printed:\n{printed}"
