@@ -137,7 +137,8 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
     if let Output::Archive(file) = &output {
         write_archive(&layout_dir, &images, file)?;
     }
-    report(global, &images, &layout_dir, &output);
+    let sboms = write_sboms(&lock, &images, &output)?;
+    report(global, &images, &sboms, &layout_dir, &output);
 
     let mut digest = images.first().map(|i| i.digest.clone());
     if let (Some(reference), Some(image)) = (&args.push, images.first()) {
@@ -201,15 +202,64 @@ fn write_archive(layout_dir: &Path, images: &[BuiltImage], file: &Path) -> Resul
     Ok(())
 }
 
-fn report(global: &GlobalArgs, images: &[BuiltImage], layout_dir: &Path, output: &Output) {
+/// Writes the CycloneDX SBOM of every built image and platform beside the output: in the
+/// layout's `sbom/` folder (a plain file, so the layout's `index.json` and the image digests are
+/// untouched), or as `FILE.cdx.json` beside an archive. Returns the paths per image.
+fn write_sboms(
+    lock: &Lock,
+    images: &[BuiltImage],
+    output: &Output,
+) -> Result<Vec<Vec<PathBuf>>, Failure> {
+    let mut out = Vec::new();
+    for image in images {
+        let mut paths = Vec::new();
+        for p in &image.platforms {
+            let path = match output {
+                Output::Layout(dir) => dir
+                    .join("sbom")
+                    .join(crate::sbom::file_name(&image.target, p.platform)),
+                Output::Archive(file) => {
+                    let mut name = file.as_os_str().to_owned();
+                    name.push(".cdx.json");
+                    PathBuf::from(name)
+                }
+            };
+            crate::sbom::write(lock, &image.target, p.platform, &path)?;
+            paths.push(path);
+        }
+        out.push(paths);
+    }
+    Ok(out)
+}
+
+/// One built image as `--json` shows it: the image and where its SBOMs are.
+#[derive(serde::Serialize)]
+struct ImageReport<'a> {
+    #[serde(flatten)]
+    image: &'a BuiltImage,
+    sbom: &'a [PathBuf],
+}
+
+fn report(
+    global: &GlobalArgs,
+    images: &[BuiltImage],
+    sboms: &[Vec<PathBuf>],
+    layout_dir: &Path,
+    output: &Output,
+) {
     if global.json {
+        let list: Vec<ImageReport> = images
+            .iter()
+            .zip(sboms)
+            .map(|(image, sbom)| ImageReport { image, sbom })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(images).unwrap_or_default()
+            serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         return;
     }
-    for image in images {
+    for (image, sbom) in images.iter().zip(sboms) {
         if !global.quiet {
             let platforms: Vec<&str> = image
                 .platforms
@@ -225,6 +275,9 @@ fn report(global: &GlobalArgs, images: &[BuiltImage], layout_dir: &Path, output:
                 image.target,
                 platforms.join(", ")
             );
+            for path in sbom {
+                eprintln!("  SBOM {}", path.display());
+            }
         }
         println!("{} {}", image.target, image.digest);
     }
