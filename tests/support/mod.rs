@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod base;
 pub mod gallery;
+pub mod http;
 pub mod index;
 pub mod wheel;
 
