@@ -538,3 +538,73 @@ fn sbom_command_asks_which_target_when_the_lock_has_several() {
     );
     assert!(output.stdout.is_empty());
 }
+
+/// Remembers every progress call.
+#[derive(Default)]
+struct Recorder {
+    calls: std::sync::Mutex<Vec<(String, envbuild::progress::Stage, String, u64)>>,
+}
+
+impl envbuild::progress::Reporter for Recorder {
+    fn started(&self, stage: envbuild::progress::Stage, what: &str, total: Option<u64>) {
+        let call = ("started".into(), stage, what.into(), total.unwrap_or(0));
+        self.calls.lock().unwrap().push(call);
+    }
+    fn advanced(&self, stage: envbuild::progress::Stage, what: &str, bytes: u64) {
+        let call = ("advanced".into(), stage, what.into(), bytes);
+        self.calls.lock().unwrap().push(call);
+    }
+    fn finished(&self, stage: envbuild::progress::Stage, what: &str) {
+        let call = ("finished".into(), stage, what.into(), 0);
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[test]
+fn the_build_reports_each_layer_it_writes() {
+    use envbuild::progress::Stage;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::new(Some(filled_cache(&tmp.path().join("cache"), false)));
+    let spec = envbuild::spec::Spec::load(&golden_spec()).unwrap();
+    let lock = envbuild::lock::Lock::load(&repo().join("fixtures/golden/envbuild.lock")).unwrap();
+    let request = envbuild::build::BuildRequest {
+        targets: vec!["dev".into(), "prod".into()],
+        platforms: Vec::new(),
+        source_date_epoch: None,
+        offline: true,
+        registry: envbuild::registry::RegistryOptions { insecure: vec![] },
+    };
+    let recorder = Recorder::default();
+    let out = tmp.path().join("out");
+    let images = envbuild::build::build(&lock, &spec, &request, &cache, &out, &recorder).unwrap();
+
+    // Every layer envbuild wrote (not the base's) was started, sized and finished, once; the
+    // cache was full, so nothing was downloaded.
+    let calls = recorder.calls.into_inner().unwrap();
+    assert!(calls.iter().all(|c| c.1 == Stage::Layer), "{calls:?}");
+    // Layers are written per platform, even when two platforms' bytes are the same.
+    let unique: std::collections::BTreeSet<(String, &String)> = images
+        .iter()
+        .flat_map(|i| &i.platforms)
+        .flat_map(|p| p.layers.iter().map(|l| (p.platform.to_string(), l)))
+        .collect();
+    let finished: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.0 == "finished")
+        .map(|c| &c.2)
+        .collect();
+    assert_eq!(finished.len(), unique.len(), "{calls:?}");
+    for what in &finished {
+        let mine: Vec<&str> = calls
+            .iter()
+            .filter(|c| &&c.2 == what)
+            .map(|c| c.0.as_str())
+            .collect();
+        assert_eq!(mine, ["started", "advanced", "finished"], "{what}");
+    }
+    assert!(
+        finished.contains(&&"python venv (linux/arm64)".to_string()),
+        "{finished:?}"
+    );
+}

@@ -91,7 +91,25 @@ impl Project {
     fn lock_and_build(&self) -> BTreeMap<String, String> {
         self.run_ok(&["lock"]);
         self.run_ok(&["lock", "--check"]);
-        self.run_ok(&["build", "--output", "oci:out"])
+        let build = self.run(&["build", "--output", "oci:out"]);
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        assert!(build.status.success(), "envbuild build failed:\n{stderr}");
+
+        // stderr is not a terminal here: progress comes as one plain line per item.
+        let lock = self.lock();
+        for p in &lock.packages {
+            for w in &p.wheels {
+                let line = format!("Downloaded {} (", w.file);
+                assert!(stderr.contains(&line), "no `{line}` in:\n{stderr}");
+            }
+        }
+        assert!(
+            stderr.contains("Wrote layer python venv (linux/amd64) ("),
+            "{stderr}"
+        );
+
+        String::from_utf8(build.stdout)
+            .unwrap()
             .lines()
             .filter_map(|l| l.split_once(' '))
             .map(|(t, d)| (t.to_string(), d.to_string()))

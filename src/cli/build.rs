@@ -132,7 +132,14 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
         Output::Archive(_) => scratch.path().join("layout"),
     };
     let cache = global.cache();
-    let images = build::build(&lock, &spec, &request, &cache, &layout_dir)?;
+    let images = build::build(
+        &lock,
+        &spec,
+        &request,
+        &cache,
+        &layout_dir,
+        super::progress::reporter(global).as_ref(),
+    )?;
 
     if let Output::Archive(file) = &output {
         write_archive(&layout_dir, &images, file)?;

@@ -7,6 +7,7 @@ mod fetch;
 mod init;
 mod inspect;
 mod lock;
+mod progress;
 mod sbom;
 mod verify;
 
