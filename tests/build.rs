@@ -573,7 +573,7 @@ fn the_build_reports_each_layer_it_writes() {
         platforms: Vec::new(),
         source_date_epoch: None,
         offline: true,
-        registry: envbuild::registry::RegistryOptions { insecure: vec![] },
+        registry: envbuild::registry::RegistryOptions::default(),
     };
     let recorder = Recorder::default();
     let out = tmp.path().join("out");
