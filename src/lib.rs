@@ -16,6 +16,7 @@ pub mod jupyter;
 pub mod layer;
 pub mod lock;
 pub mod platform;
+pub mod progress;
 pub mod registry;
 pub mod resolve;
 pub mod sbom;

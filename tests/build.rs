@@ -388,3 +388,223 @@ fn layout_is_read_by_skopeo() {
         assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
     }
 }
+
+/// The SBOM file of a target and platform in a layout.
+fn sbom_path(layout: &Path, target: &str, platform: &str) -> PathBuf {
+    layout
+        .join("sbom")
+        .join(format!("{target}-{}.cdx.json", platform.replace('/', "-")))
+}
+
+#[test]
+fn sbom_is_written_beside_the_layout_without_touching_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let digests = build(&golden_spec(), &cache, &out, tmp.path(), &[], "022");
+
+    // The SBOM is a plain file: the images keep their golden digests and the layout's index
+    // names only the two images.
+    for (target, digest) in GOLDEN {
+        assert_eq!(digests[target], digest, "{target}");
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let mut listed: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<&str> = digests.values().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // One valid CycloneDX document per target and platform, naming every locked package of
+    // the target with its purl and the sha256 of the wheel for that platform.
+    let lock = envbuild::lock::Lock::load(&repo().join("fixtures/golden/envbuild.lock")).unwrap();
+    let mut files = Vec::new();
+    for target in ["dev", "prod"] {
+        for platform in lock.settings.platforms.clone() {
+            let path = sbom_path(&out, target, platform.as_str());
+            let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let components = doc["components"].as_array().unwrap();
+            let packages: Vec<_> = lock.packages_in(target).collect();
+            assert!(!packages.is_empty());
+            for p in packages {
+                let wheel = p.wheel_for(platform).unwrap();
+                let found = components
+                    .iter()
+                    .find(|c| c["name"] == p.name.as_str())
+                    .unwrap_or_else(|| panic!("{} missing from {}", p.name, path.display()));
+                let purl = found["purl"].as_str().unwrap();
+                assert!(
+                    purl.starts_with(&format!("pkg:pypi/{}@{}", p.name, p.version)),
+                    "{purl}"
+                );
+                assert_eq!(found["hashes"][0]["alg"], "SHA-256");
+                assert_eq!(found["hashes"][0]["content"], wheel.sha256.as_str());
+            }
+            let pyflakes = components.iter().any(|c| c["name"] == "pyflakes");
+            assert_eq!(pyflakes, target == "dev", "{target} {platform}");
+            files.push(path);
+        }
+    }
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    support::validate_sbom(&refs);
+
+    // `envbuild sbom` prints the same bytes, and a second build rewrites them unchanged.
+    let first = std::fs::read(&files[0]).unwrap();
+    let printed = Command::cargo_bin("envbuild")
+        .unwrap()
+        .args([
+            "sbom",
+            "--target",
+            "dev",
+            "--platform",
+            "linux/amd64",
+            "--spec",
+        ])
+        .arg(golden_spec())
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    assert_eq!(printed.stdout, first);
+    build(
+        &golden_spec(),
+        &cache,
+        &out,
+        tmp.path(),
+        &[("TZ", "Asia/Kolkata")],
+        "077",
+    );
+    assert_eq!(std::fs::read(&files[0]).unwrap(), first);
+}
+
+#[test]
+fn sbom_is_written_beside_an_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = filled_cache(&tmp.path().join("cache"), false);
+    let archive = tmp.path().join("prod.tar");
+    let output = Command::cargo_bin("envbuild")
+        .unwrap()
+        .args([
+            "build",
+            "--offline",
+            "--target",
+            "prod",
+            "--platform",
+            "linux/arm64",
+        ])
+        .arg("--spec")
+        .arg(golden_spec())
+        .arg("--cache")
+        .arg(&cache)
+        .arg("--output")
+        .arg(format!("archive:{}", archive.display()))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sbom = tmp.path().join("prod.tar.cdx.json");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report[0]["sbom"][0], sbom.to_str().unwrap());
+    support::validate_sbom(&[&sbom]);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    assert_eq!(
+        doc["metadata"]["component"]["properties"][0]["value"],
+        "linux/arm64"
+    );
+}
+
+#[test]
+fn sbom_command_asks_which_target_when_the_lock_has_several() {
+    let output = Command::cargo_bin("envbuild")
+        .unwrap()
+        .args(["sbom", "--platform", "linux/amd64", "--spec"])
+        .arg(golden_spec())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("several targets (dev, prod)") && stderr.contains("hint: pass `--target"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// Remembers every progress call.
+#[derive(Default)]
+struct Recorder {
+    calls: std::sync::Mutex<Vec<(String, envbuild::progress::Stage, String, u64)>>,
+}
+
+impl envbuild::progress::Reporter for Recorder {
+    fn started(&self, stage: envbuild::progress::Stage, what: &str, total: Option<u64>) {
+        let call = ("started".into(), stage, what.into(), total.unwrap_or(0));
+        self.calls.lock().unwrap().push(call);
+    }
+    fn advanced(&self, stage: envbuild::progress::Stage, what: &str, bytes: u64) {
+        let call = ("advanced".into(), stage, what.into(), bytes);
+        self.calls.lock().unwrap().push(call);
+    }
+    fn finished(&self, stage: envbuild::progress::Stage, what: &str) {
+        let call = ("finished".into(), stage, what.into(), 0);
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[test]
+fn the_build_reports_each_layer_it_writes() {
+    use envbuild::progress::Stage;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = Cache::new(Some(filled_cache(&tmp.path().join("cache"), false)));
+    let spec = envbuild::spec::Spec::load(&golden_spec()).unwrap();
+    let lock = envbuild::lock::Lock::load(&repo().join("fixtures/golden/envbuild.lock")).unwrap();
+    let request = envbuild::build::BuildRequest {
+        targets: vec!["dev".into(), "prod".into()],
+        platforms: Vec::new(),
+        source_date_epoch: None,
+        offline: true,
+        registry: envbuild::registry::RegistryOptions::default(),
+    };
+    let recorder = Recorder::default();
+    let out = tmp.path().join("out");
+    let images = envbuild::build::build(&lock, &spec, &request, &cache, &out, &recorder).unwrap();
+
+    // Every layer envbuild wrote (not the base's) was started, sized and finished, once; the
+    // cache was full, so nothing was downloaded.
+    let calls = recorder.calls.into_inner().unwrap();
+    assert!(calls.iter().all(|c| c.1 == Stage::Layer), "{calls:?}");
+    // Layers are written per platform, even when two platforms' bytes are the same.
+    let unique: std::collections::BTreeSet<(String, &String)> = images
+        .iter()
+        .flat_map(|i| &i.platforms)
+        .flat_map(|p| p.layers.iter().map(|l| (p.platform.to_string(), l)))
+        .collect();
+    let finished: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.0 == "finished")
+        .map(|c| &c.2)
+        .collect();
+    assert_eq!(finished.len(), unique.len(), "{calls:?}");
+    for what in &finished {
+        let mine: Vec<&str> = calls
+            .iter()
+            .filter(|c| &&c.2 == what)
+            .map(|c| c.0.as_str())
+            .collect();
+        assert_eq!(mine, ["started", "advanced", "finished"], "{what}");
+    }
+    assert!(
+        finished.contains(&&"python venv (linux/arm64)".to_string()),
+        "{finished:?}"
+    );
+}

@@ -263,6 +263,15 @@ fn a_base_from_the_registry_is_locked_pulled_and_mounted_not_uploaded() {
     assert_eq!(sbom["bomFormat"], "CycloneDX", "{sbom}");
     assert!(sbom.to_string().contains("pkg:pypi/tiny@1.0"), "{sbom}");
     assert_eq!(skopeo_inspect_digest(&app, None), digest.trim());
+
+    // For machines: one JSON document with the images and the push.
+    let (stdout, _) = run(&[
+        "build", "--json", "--target", "prod", "--output", &out_dir, "--push", &app,
+    ]);
+    let doc: Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
+    assert_eq!(doc["push"]["digest"], digest.trim(), "{doc}");
+    assert_eq!(doc["push"]["uploaded_blobs"], 0, "{doc}");
+    assert_eq!(doc["images"][0]["digest"], digest.trim(), "{doc}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use super::BuildError;
 use crate::cache::{Cache, CacheError};
 use crate::lock::Lock;
 use crate::platform::Platform;
+use crate::progress::{Reporter, ReportingReader, Stage};
 
 /// One artifact of the lock: what it is (for messages), where it comes from, its sha256.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,6 +18,8 @@ pub struct Artifact {
     pub what: String,
     pub url: String,
     pub sha256: String,
+    /// Size from the lock, when it records one (for progress only).
+    pub size: Option<u64>,
 }
 
 /// Every wheel the given targets need on the given platforms, without duplicates.
@@ -32,6 +35,7 @@ pub fn wheel_artifacts(lock: &Lock, targets: &[String], platforms: &[Platform]) 
                     what: w.file.clone(),
                     url: w.url.clone(),
                     sha256: w.sha256.clone(),
+                    size: w.size,
                 });
             }
         }
@@ -46,6 +50,7 @@ pub fn fetch_all(
     cache: &Cache,
     artifacts: &[Artifact],
     offline: bool,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<PathBuf>, BuildError> {
     let client = if offline {
         None
@@ -60,7 +65,7 @@ pub fn fetch_all(
     pool.install(|| {
         artifacts
             .par_iter()
-            .map(|a| fetch_one(cache, client.as_ref(), a))
+            .map(|a| fetch_one(cache, client.as_ref(), a, reporter))
             .collect()
     })
 }
@@ -70,6 +75,7 @@ pub fn fetch_one(
     cache: &Cache,
     client: Option<&reqwest::blocking::Client>,
     artifact: &Artifact,
+    reporter: &dyn Reporter,
 ) -> Result<PathBuf, BuildError> {
     let sha = artifact.sha256.trim_start_matches("sha256:");
     if let Some(path) = cache.get_verified(sha)? {
@@ -84,6 +90,11 @@ pub fn fetch_one(
         .into());
     };
     tracing::debug!("downloading {}", artifact.url);
-    let mut resp = crate::http::get_ok(client, &artifact.url).map_err(BuildError::Http)?;
-    Ok(cache.insert(&artifact.what, sha, &mut resp)?)
+    let resp = crate::http::get_ok(client, &artifact.url).map_err(BuildError::Http)?;
+    let total = resp.content_length().or(artifact.size);
+    reporter.started(Stage::Download, &artifact.what, total);
+    let mut reader = ReportingReader::new(resp, reporter, Stage::Download, &artifact.what);
+    let path = cache.insert(&artifact.what, sha, &mut reader)?;
+    reporter.finished(Stage::Download, &artifact.what);
+    Ok(path)
 }

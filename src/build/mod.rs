@@ -25,6 +25,7 @@ use crate::image::{self, ConfigSpec, Descriptor, ImageError, Layout};
 use crate::layer::{self, Entry, EntryKind, LayerError, LayerInfo, LayerOptions};
 use crate::lock::Lock;
 use crate::platform::Platform;
+use crate::progress::{Reporter, Stage};
 use crate::registry::RegistryOptions;
 use crate::spec::Spec;
 use crate::wheel::{self, InstallTarget, Installed, WheelError};
@@ -175,13 +176,15 @@ struct JobKey {
     content: LayerContent,
 }
 
-/// Builds the requested targets into the OCI layout at `out`, creating it when needed.
+/// Builds the requested targets into the OCI layout at `out`, creating it when needed; reports
+/// downloads and layer writes to `reporter`.
 pub fn build(
     lock: &Lock,
     spec: &Spec,
     request: &BuildRequest,
     cache: &Cache,
     out: &Path,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<BuiltImage>, BuildError> {
     let platforms = platforms(lock, &request.platforms)?;
     for t in &request.targets {
@@ -195,7 +198,8 @@ pub fn build(
     let epoch = request.source_date_epoch.unwrap_or(lock.source_date_epoch);
 
     // 1. Fetch: wheels, base blobs and extensions, verified into the cache.
-    let Inputs { ctxs, vsix_paths } = fetch_inputs(lock, spec, request, cache, &platforms)?;
+    let Inputs { ctxs, vsix_paths } =
+        fetch_inputs(lock, spec, request, cache, &platforms, reporter)?;
 
     // 2. Plan: read each wheel's table of contents once per platform, then lay out the images.
     let installed = install_all(lock, &ctxs)?;
@@ -258,8 +262,18 @@ pub fn build(
                 .find(|c| c.platform == job.platform)
                 .ok_or_else(|| BuildError::Internal("platform context missing".into()))?;
             let entries = layer_entries(lock, spec, ctx, &job.content, &installed, &vsix_paths)?;
-            layer::write_layer(entries, &opts, staging.path())
-                .map_err(|source| layer_error(ctx, &job.content, source))
+            let created_by = job.content.created_by();
+            let what = format!(
+                "{} ({})",
+                created_by.trim_start_matches("envbuild: "),
+                job.platform
+            );
+            reporter.started(Stage::Layer, &what, None);
+            let info = layer::write_layer(entries, &opts, staging.path())
+                .map_err(|source| layer_error(ctx, &job.content, source))?;
+            reporter.advanced(Stage::Layer, &what, info.size);
+            reporter.finished(Stage::Layer, &what);
+            Ok::<_, BuildError>(info)
         })
         .collect::<Result<_, _>>()?;
     for info in &written {
@@ -372,9 +386,10 @@ pub fn fetch(
     spec: &Spec,
     request: &BuildRequest,
     cache: &Cache,
+    reporter: &dyn Reporter,
 ) -> Result<FetchReport, BuildError> {
     let platforms = platforms(lock, &request.platforms)?;
-    let inputs = fetch_inputs(lock, spec, request, cache, &platforms)?;
+    let inputs = fetch_inputs(lock, spec, request, cache, &platforms, reporter)?;
     let wheels: BTreeSet<&PathBuf> = inputs
         .ctxs
         .iter()
@@ -399,10 +414,11 @@ fn fetch_inputs(
     request: &BuildRequest,
     cache: &Cache,
     platforms: &[Platform],
+    reporter: &dyn Reporter,
 ) -> Result<Inputs, BuildError> {
     let spec_dir = spec.path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let wheels = wheel_artifacts(lock, &request.targets, platforms);
-    let wheel_paths = fetch_all(cache, &wheels, request.offline)?;
+    let wheel_paths = fetch_all(cache, &wheels, request.offline, reporter)?;
     let by_sha: BTreeMap<&str, &PathBuf> = wheels
         .iter()
         .map(|a| a.sha256.trim_start_matches("sha256:"))
@@ -411,7 +427,7 @@ fn fetch_inputs(
     let mut ctxs = Vec::new();
     for &platform in platforms {
         ctxs.push(platform_ctx(
-            lock, request, cache, &spec_dir, platform, &by_sha,
+            lock, request, cache, &spec_dir, platform, &by_sha, reporter,
         )?);
     }
     let mut vsix_paths = BTreeMap::new();
@@ -460,6 +476,7 @@ fn platform_ctx(
     spec_dir: &Path,
     platform: Platform,
     by_sha: &BTreeMap<&str, &PathBuf>,
+    reporter: &dyn Reporter,
 ) -> Result<PlatformCtx, BuildError> {
     let base = lock
         .base_for(platform)
@@ -492,7 +509,16 @@ fn platform_ctx(
                     }
                     .into());
                 }
-                None => source.blob(&l.digest, cache).map_err(base_err)?,
+                None => {
+                    // Base blobs come through the base's source, which reports no bytes: the
+                    // reporter hears of each blob as a whole.
+                    let what = format!("base layer {} ({platform})", short(&l.digest));
+                    reporter.started(Stage::Download, &what, Some(l.size));
+                    let path = source.blob(&l.digest, cache).map_err(base_err)?;
+                    reporter.advanced(Stage::Download, &what, l.size);
+                    reporter.finished(Stage::Download, &what);
+                    path
+                }
             };
             let desc = Descriptor {
                 media_type: l.media_type.clone(),
@@ -801,6 +827,12 @@ fn base_path(config: &[u8]) -> Option<String> {
         .iter()
         .filter_map(|e| e.as_str())
         .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
+}
+
+/// The first hex digits of a digest, as registries show them.
+fn short(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
 }
 
 /// RFC 3339 in UTC for a time in seconds.

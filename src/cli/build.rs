@@ -129,12 +129,22 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
         Output::Archive(_) => scratch.path().join("layout"),
     };
     let cache = global.cache();
-    let images = build::build(&lock, &spec, &request, &cache, &layout_dir)?;
+    let images = build::build(
+        &lock,
+        &spec,
+        &request,
+        &cache,
+        &layout_dir,
+        super::progress::reporter(global).as_ref(),
+    )?;
 
     if let Output::Archive(file) = &output {
         write_archive(&layout_dir, &images, file)?;
     }
-    report(global, &images, &layout_dir, &output);
+    let sboms = write_sboms(&lock, &images, &output)?;
+    if args.push.is_none() || !global.json {
+        report(global, &images, &sboms, &layout_dir, &output, None);
+    }
 
     if let (Some(reference), Some(image)) = (&args.push, images.first()) {
         // The base's blobs are mounted when it lives in another repository of the same
@@ -143,7 +153,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
             mount_from: vec![lock.base.reference.clone()],
             ..PushOptions::default()
         };
-        let report = crate::registry::push_layout(
+        let pushed = crate::registry::push_layout(
             &layout_dir,
             Some(&image.tag),
             reference,
@@ -158,7 +168,11 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
             &request.registry,
             global,
         )?;
-        return super::push::finish(global, &report, args.digest_file.as_deref());
+        if global.json {
+            // One JSON document on stdout: the images and the push together.
+            report(global, &images, &sboms, &layout_dir, &output, Some(&pushed));
+        }
+        return super::push::finish(global, &pushed, args.digest_file.as_deref(), true);
     }
     if let (Some(path), Some(image)) = (&args.digest_file, images.first()) {
         super::push::write_digest(path, &image.digest)?;
@@ -241,15 +255,66 @@ fn write_archive(layout_dir: &Path, images: &[BuiltImage], file: &Path) -> Resul
     Ok(())
 }
 
-fn report(global: &GlobalArgs, images: &[BuiltImage], layout_dir: &Path, output: &Output) {
+/// Writes the CycloneDX SBOM of every built image and platform beside the output: in the
+/// layout's `sbom/` folder (a plain file, so the layout's `index.json` and the image digests are
+/// untouched), or as `FILE.cdx.json` beside an archive. Returns the paths per image.
+fn write_sboms(
+    lock: &Lock,
+    images: &[BuiltImage],
+    output: &Output,
+) -> Result<Vec<Vec<PathBuf>>, Failure> {
+    let mut out = Vec::new();
+    for image in images {
+        let mut paths = Vec::new();
+        for p in &image.platforms {
+            let path = match output {
+                Output::Layout(dir) => dir
+                    .join("sbom")
+                    .join(crate::sbom::file_name(&image.target, p.platform)),
+                Output::Archive(file) => {
+                    let mut name = file.as_os_str().to_owned();
+                    name.push(".cdx.json");
+                    PathBuf::from(name)
+                }
+            };
+            crate::sbom::write(lock, &image.target, p.platform, &path)?;
+            paths.push(path);
+        }
+        out.push(paths);
+    }
+    Ok(out)
+}
+
+/// One built image as `--json` shows it: the image and where its SBOMs are.
+#[derive(serde::Serialize)]
+struct ImageReport<'a> {
+    #[serde(flatten)]
+    image: &'a BuiltImage,
+    sbom: &'a [PathBuf],
+}
+
+fn report(
+    global: &GlobalArgs,
+    images: &[BuiltImage],
+    sboms: &[Vec<PathBuf>],
+    layout_dir: &Path,
+    output: &Output,
+    pushed: Option<&crate::registry::PushReport>,
+) {
     if global.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(images).unwrap_or_default()
-        );
+        let list: Vec<ImageReport> = images
+            .iter()
+            .zip(sboms)
+            .map(|(image, sbom)| ImageReport { image, sbom })
+            .collect();
+        let doc = match pushed {
+            Some(push) => serde_json::json!({ "images": list, "push": push }),
+            None => serde_json::json!(list),
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
-    for image in images {
+    for (image, sbom) in images.iter().zip(sboms) {
         if !global.quiet {
             let platforms: Vec<&str> = image
                 .platforms
@@ -265,6 +330,9 @@ fn report(global: &GlobalArgs, images: &[BuiltImage], layout_dir: &Path, output:
                 image.target,
                 platforms.join(", ")
             );
+            for path in sbom {
+                eprintln!("  SBOM {}", path.display());
+            }
         }
         println!("{} {}", image.target, image.digest);
     }

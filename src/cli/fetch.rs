@@ -53,7 +53,13 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<(), Failure> {
         Some(dir) => Cache::new(Some(dir.clone())),
         None => global.cache(),
     };
-    let report = build::fetch(&lock, &spec, &request, &cache)?;
+    let report = build::fetch(
+        &lock,
+        &spec,
+        &request,
+        &cache,
+        super::progress::reporter(global).as_ref(),
+    )?;
     if global.json {
         println!(
             "{}",

@@ -7,7 +7,9 @@ mod fetch;
 mod init;
 mod inspect;
 mod lock;
+mod progress;
 mod push;
+mod sbom;
 mod verify;
 
 use std::error::Error as StdError;
@@ -97,6 +99,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Show what changed between two locks, package by package.
     Diff(diff::DiffArgs),
+    /// Print the CycloneDX SBOM of a target and platform, from the lock.
+    Sbom(sbom::SbomArgs),
 }
 
 /// An error on its way to the user, with the exit code it deserves.
@@ -158,6 +162,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Diff(args) => diff::run(&cli.global, args),
+        Command::Sbom(args) => sbom::run(&cli.global, args),
     }
 }
 

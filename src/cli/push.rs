@@ -102,15 +102,17 @@ pub fn run(global: &GlobalArgs, args: PushArgs) -> Result<(), Failure> {
         push.chunked_above = size.max(1);
     }
     let report = crate::registry::push_layout(Path::new(dir), tag, &args.reference, &opts, &push)?;
-    finish(global, &report, args.digest_file.as_deref())
+    finish(global, &report, args.digest_file.as_deref(), false)
 }
 
-/// Tells what a push did: a summary on stderr, `REF@DIGEST` (or JSON) on stdout, and the
-/// digest file when asked for.
+/// Tells what a push did: a summary on stderr, `REF@DIGEST` (or, for `push --json`, the
+/// report) on stdout, and the digest file when asked for. `build --push --json` prints its
+/// own document with the report in it, hence `json_printed`.
 pub fn finish(
     global: &GlobalArgs,
     report: &PushReport,
     digest_file: Option<&Path>,
+    json_printed: bool,
 ) -> Result<(), Failure> {
     if !global.quiet {
         eprintln!(
@@ -122,13 +124,15 @@ pub fn finish(
             report.mounted_blobs
         );
     }
-    if global.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-    } else {
-        println!("{}", report.reference);
+    match (global.json, json_printed) {
+        (true, true) => {}
+        (true, false) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(report).unwrap_or_default()
+            );
+        }
+        (false, _) => println!("{}", report.reference),
     }
     if let Some(path) = digest_file {
         write_digest(path, &report.digest)?;

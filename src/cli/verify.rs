@@ -102,7 +102,14 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
         offline: args.offline,
         registry: opts,
     };
-    let images = build::build(&lock, &spec, &request, &cache, &out)?;
+    let images = build::build(
+        &lock,
+        &spec,
+        &request,
+        &cache,
+        &out,
+        super::progress::reporter(global).as_ref(),
+    )?;
     let Some(image) = images.first() else {
         return Err(Failure::msg(
             EXIT_USAGE,

@@ -3,6 +3,8 @@
 //! Everything in it comes from the lock, so the same lock gives the same bytes: the timestamp
 //! is the lock's source date epoch and the serial number is derived from the content.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -11,6 +13,32 @@ use crate::platform::Platform;
 
 /// Media type of a CycloneDX JSON document, as used for the OCI artifact.
 pub const MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+
+/// Errors met while writing an SBOM.
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    #[error("Failed to write SBOM `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The file name of one target's SBOM on one platform: `<target>-<os>-<arch>.cdx.json`.
+pub fn file_name(target: &str, platform: Platform) -> String {
+    format!("{target}-{}.cdx.json", platform.as_str().replace('/', "-"))
+}
+
+/// Writes the SBOM of one target on one platform to `path`, atomically.
+pub fn write(lock: &Lock, target: &str, platform: Platform, path: &Path) -> Result<(), SbomError> {
+    crate::fsutil::write_atomic(path, cyclonedx(lock, target, platform).as_bytes()).map_err(
+        |source| SbomError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
 
 /// The SBOM of one target on one platform, as pretty JSON with a trailing newline.
 pub fn cyclonedx(lock: &Lock, target: &str, platform: Platform) -> String {

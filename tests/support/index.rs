@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
+use super::http::{HttpServer, Request, Response};
 use super::wheel::{WheelBuilder, sha256_file};
 
 /// How the server misbehaves.
@@ -54,8 +54,8 @@ pub struct IndexServer {
     dir: PathBuf,
     port: u16,
     state: Arc<Mutex<State>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops serving when dropped.
+    _server: HttpServer,
 }
 
 fn normalize(name: &str) -> String {
@@ -73,8 +73,6 @@ impl IndexServer {
     /// Starts an index serving files from `dir` (where added wheels are built).
     pub fn start(dir: &Path) -> IndexServer {
         std::fs::create_dir_all(dir).unwrap();
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let state = Arc::new(Mutex::new(State {
             projects: BTreeMap::new(),
             html: false,
@@ -82,21 +80,15 @@ impl IndexServer {
             fault: Fault::None,
             requests: Vec::new(),
         }));
-        let thread = {
-            let server = server.clone();
+        let server = {
             let state = state.clone();
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    respond(&state, request);
-                }
-            })
+            HttpServer::start(move |request| respond(&state, request))
         };
         IndexServer {
             dir: dir.to_path_buf(),
-            port,
+            port: server.port(),
             state,
-            server,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -171,33 +163,19 @@ impl IndexServer {
     }
 }
 
-impl Drop for IndexServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn respond(state: &Mutex<State>, request: tiny_http::Request) {
-    let path = request.url().to_string();
-    let accept = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Accept"))
-        .map(|h| h.value.to_string())
-        .unwrap_or_default();
+fn respond(state: &Mutex<State>, request: &Request) -> Response {
+    let path = request.path.clone();
+    let accept = request.header("Accept").unwrap_or_default().to_string();
     let (status, content_type, body) = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());
         answer(&state, &path, &accept)
     };
-    let header = tiny_http::Header::from_bytes("Content-Type", content_type).unwrap();
-    let response = tiny_http::Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header);
-    let _ = request.respond(response);
+    Response {
+        status,
+        content_type: content_type.to_string(),
+        body,
+    }
 }
 
 fn answer(state: &State, path: &str, accept: &str) -> (u16, &'static str, Vec<u8>) {
