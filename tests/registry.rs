@@ -656,3 +656,79 @@ fn a_manifest_that_does_not_match_its_digest_is_refused() {
     assert!(stderr.contains(&format!("not `{claimed}`")), "{stderr}");
     thread.join().unwrap();
 }
+
+/// A two-platform base pulled from the registry by digest: both platforms are locked with
+/// what detection found in their layers, and a push to another repository mounts the base's
+/// layers instead of uploading them.
+#[test]
+fn a_multi_platform_base_by_digest_is_detected_and_mounted_per_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let base_layout = tmp.path().join("python");
+    support::base::python_slim(&base_layout, &["amd64", "arm64"]);
+    registry.seed(
+        &base_layout,
+        "3.11-slim-bookworm",
+        "library/python:3.11-slim-bookworm",
+    );
+    let tagged = registry.reference("library/python:3.11-slim-bookworm");
+    let index_digest = skopeo_inspect_digest(&tagged, None);
+    let pinned = registry.reference(&format!("library/python@{index_digest}"));
+
+    let index = IndexServer::start(&tmp.path().join("wheels"));
+    index.add(&WheelBuilder::new("tiny", "1.0"));
+    let spec = tmp.path().join("envbuild.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[image]\nbase = \"{pinned}\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+             [python]\nrequirements = [\"tiny\"]\nindexes = [{{ url = \"{}\" }}]\n\n\
+             [targets.prod]\n",
+            index.url()
+        ),
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str]| {
+        let out = envbuild()
+            .arg("--spec")
+            .arg(&spec)
+            .arg("--cache")
+            .arg(&cache)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{args:?} failed:\n{stderr}");
+        stderr
+    };
+
+    run(&["lock"]);
+    let lock = envbuild::lock::Lock::load(&tmp.path().join("envbuild.lock")).unwrap();
+    assert_eq!(lock.base.platforms.len(), 2, "{:#?}", lock.base);
+    let raw: Value = serde_json::from_slice(&skopeo_inspect_raw(&tagged, None)).unwrap();
+    for p in &lock.base.platforms {
+        let listed = raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| Some(m["digest"].as_str().unwrap()) == p.manifest_digest.as_deref());
+        assert!(listed, "{p:#?} is not a manifest of the base index");
+        assert!(p.python_version.starts_with("3.11"), "{p:#?}");
+    }
+
+    let app = registry.reference("team/multi:1");
+    let out_dir = format!("oci:{}", tmp.path().join("out").display());
+    let stderr = run(&[
+        "build", "--target", "prod", "--output", &out_dir, "--push", &app,
+    ]);
+    // Every distinct base layer is mounted, none uploaded.
+    let base_layers: std::collections::BTreeSet<String> = lock
+        .base
+        .platforms
+        .iter()
+        .flat_map(|p| p.layers.iter().map(|l| l.digest.clone()))
+        .collect();
+    let mounted = format!("{} mounted", base_layers.len());
+    assert!(stderr.contains(&mounted), "want `{mounted}`:\n{stderr}");
+}
