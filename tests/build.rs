@@ -60,6 +60,18 @@ fn build(
     env: &[(&str, &str)],
     umask: &str,
 ) -> BTreeMap<String, String> {
+    build_logged(spec, cache, out, cwd, env, umask).0
+}
+
+/// [`build`], with stderr too.
+fn build_logged(
+    spec: &Path,
+    cache: &Path,
+    out: &Path,
+    cwd: &Path,
+    env: &[(&str, &str)],
+    umask: &str,
+) -> (BTreeMap<String, String>, String) {
     let bin = Command::cargo_bin("envbuild").unwrap();
     let bin = bin.get_program().to_owned();
     let mut cmd = Command::new("sh");
@@ -78,13 +90,22 @@ fn build(
         cmd.env(k, v);
     }
     let output = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "build failed:\n{stderr}");
-    String::from_utf8(output.stdout)
+    let digests = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(t, d)| (t.to_string(), d.to_string()))
+        .collect();
+    (digests, stderr)
+}
+
+/// The layers a build compressed, from its progress lines.
+fn written_layers(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("Wrote layer"))
         .collect()
 }
 
@@ -245,7 +266,7 @@ fn changing_one_package_changes_one_layer() {
             &sha,
         );
     std::fs::write(project.join("envbuild.lock"), lock).unwrap();
-    let after = build(
+    let (after, stderr) = build_logged(
         &project.join("envbuild.toml"),
         &cache_dir,
         &out,
@@ -253,6 +274,10 @@ fn changing_one_package_changes_one_layer() {
         &[],
         "022",
     );
+    // Into the same layout, only six's layer is compressed again, once per platform.
+    let written = written_layers(&stderr);
+    assert_eq!(written.len(), 2, "{stderr}");
+    assert!(written.iter().all(|l| l.contains("six")), "{stderr}");
 
     for target in ["prod", "dev"] {
         let old = layers(&out, &before[target]);
@@ -271,6 +296,40 @@ fn changing_one_package_changes_one_layer() {
             );
         }
     }
+}
+
+/// A rebuild into the same layout reuses the layers whose inputs did not change, but only
+/// after checking the blob: a damaged one is written again, and the digests never move.
+#[test]
+fn unchanged_layers_are_reused_only_when_their_blob_checks_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let (first, stderr) = build_logged(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
+    let all = written_layers(&stderr).len();
+    assert!(all >= 6, "{stderr}");
+
+    let (again, stderr) = build_logged(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
+    assert_eq!(again, first);
+    assert!(written_layers(&stderr).is_empty(), "{stderr}");
+
+    // Damage one layer blob in place: it no longer hashes to its name, so it is rebuilt.
+    let layer = layers(&out, &first["prod"])["linux/amd64"][1].clone();
+    let blob = out.join("blobs/sha256").join(&layer[7..]);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, bytes).unwrap();
+    let (third, stderr) = build_logged(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
+    assert_eq!(third, first);
+    assert_eq!(written_layers(&stderr).len(), 1, "{stderr}");
+
+    // A fresh layout shares nothing with the old one: every layer is written.
+    let fresh = tmp.path().join("fresh");
+    let (fourth, stderr) = build_logged(&golden_spec(), &cache_dir, &fresh, tmp.path(), &[], "022");
+    assert_eq!(fourth, first);
+    assert_eq!(written_layers(&stderr).len(), all, "{stderr}");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 mod gzip;
 mod list;
+pub mod memo;
 mod plan;
 pub(crate) mod tar;
 mod write;
