@@ -12,6 +12,8 @@ pub enum Stage {
     Download,
     /// A layer being written to the output.
     Layer,
+    /// A blob going up to a registry.
+    Upload,
 }
 
 /// Receives progress. Every method has a do-nothing default.

@@ -114,14 +114,20 @@ fn pushed_index_is_what_skopeo_reads_and_a_second_push_uploads_nothing() {
         .arg(&digest_file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
         format!("{reference}@{prod}")
+    );
+    // Progress on stderr: a line per uploaded blob, as many as the summary counts.
+    let uploaded = stderr
+        .lines()
+        .filter(|l| l.starts_with("Uploaded blob "))
+        .count();
+    assert!(
+        stderr.contains(&format!("{uploaded} blobs uploaded")) && uploaded > 0,
+        "{stderr}"
     );
     assert_eq!(
         std::fs::read_to_string(&digest_file).unwrap(),

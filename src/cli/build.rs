@@ -159,6 +159,7 @@ pub fn run(global: &GlobalArgs, args: BuildArgs) -> Result<(), Failure> {
             reference,
             &request.registry,
             &push,
+            super::progress::reporter(global).as_ref(),
         )?;
         push_sboms(
             &lock,

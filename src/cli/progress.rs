@@ -45,6 +45,7 @@ impl Reporter for Lines {
         let verb = match stage {
             Stage::Download => "Downloaded",
             Stage::Layer => "Wrote layer",
+            Stage::Upload => "Uploaded",
         };
         eprintln!("{verb} {what} ({})", HumanBytes(bytes));
     }
@@ -92,6 +93,7 @@ impl Reporter for Bars {
         let prefix = match stage {
             Stage::Download => "Downloading",
             Stage::Layer => "Writing",
+            Stage::Upload => "Uploading",
         };
         let bar = self
             .multi

@@ -101,7 +101,15 @@ pub fn run(global: &GlobalArgs, args: PushArgs) -> Result<(), Failure> {
         push.chunk = size.max(1);
         push.chunked_above = size.max(1);
     }
-    let report = crate::registry::push_layout(Path::new(dir), tag, &args.reference, &opts, &push)?;
+    let reporter = super::progress::reporter(global);
+    let report = crate::registry::push_layout(
+        Path::new(dir),
+        tag,
+        &args.reference,
+        &opts,
+        &push,
+        reporter.as_ref(),
+    )?;
     finish(global, &report, args.digest_file.as_deref(), false)
 }
 

@@ -19,6 +19,7 @@ use super::reference::ImageRef;
 use super::{RegistryError, RegistryOptions};
 use crate::http;
 use crate::image::{Descriptor, Layout, MEDIA_TYPE_INDEX};
+use crate::progress::{Reporter, Stage};
 
 /// Blobs above this size go up in chunks, so a dropped connection costs one chunk.
 pub const DEFAULT_CHUNKED_ABOVE: u64 = 64 * 1024 * 1024;
@@ -75,6 +76,7 @@ pub fn push_layout(
     reference: &str,
     opts: &RegistryOptions,
     push: &PushOptions,
+    reporter: &dyn Reporter,
 ) -> Result<PushReport, RegistryError> {
     let layout = Layout::open(layout_dir)?;
     let root = layout.resolve_tag(tag)?;
@@ -113,7 +115,7 @@ pub fn push_layout(
         skipped_blobs: 0,
         mounted_blobs: 0,
     };
-    for outcome in push_blobs(&session, &layout, &blobs, &mount_repos, push)? {
+    for outcome in push_blobs(&session, &layout, &blobs, &mount_repos, push, reporter)? {
         match outcome {
             Outcome::Skipped => report.skipped_blobs += 1,
             Outcome::Mounted => report.mounted_blobs += 1,
@@ -190,6 +192,7 @@ fn push_blobs(
     blobs: &[Descriptor],
     mount_repos: &[String],
     push: &PushOptions,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<Outcome>, RegistryError> {
     let queue = Mutex::new(blobs.iter().collect::<Vec<_>>());
     let results = Mutex::new(Vec::new());
@@ -206,7 +209,9 @@ fn push_blobs(
                     let outcome = layout
                         .blob_path(&desc.digest)
                         .map_err(RegistryError::from)
-                        .and_then(|path| push_blob(session, &path, desc, mount_repos, push));
+                        .and_then(|path| {
+                            push_blob(session, &path, desc, mount_repos, push, reporter)
+                        });
                     match outcome {
                         Ok(o) => results.lock().map(|mut r| r.push(o)).unwrap_or(()),
                         Err(e) => {
@@ -233,23 +238,31 @@ pub(super) fn push_blob(
     desc: &Descriptor,
     mount_repos: &[String],
     push: &PushOptions,
+    reporter: &dyn Reporter,
 ) -> Result<Outcome, RegistryError> {
     if exists(session, &desc.digest)? {
         return Ok(Outcome::Skipped);
     }
+    let what = short(&desc.digest);
     let mut attempt = 1;
     loop {
         let location = match start_upload(session, &desc.digest, mount_repos)? {
             None => return Ok(Outcome::Mounted),
             Some(location) => location,
         };
+        reporter.started(Stage::Upload, &what, Some(desc.size));
         let sent = if desc.size > push.chunked_above {
-            upload_chunked(session, location, path, desc, push.chunk)
+            let progress = |n| reporter.advanced(Stage::Upload, &what, n);
+            upload_chunked(session, location, path, desc, push.chunk, &progress)
         } else {
             upload_whole(session, &location, path, desc)
+                .inspect(|()| reporter.advanced(Stage::Upload, &what, desc.size))
         };
         match sent {
-            Ok(()) => return Ok(Outcome::Uploaded(desc.size)),
+            Ok(()) => {
+                reporter.finished(Stage::Upload, &what);
+                return Ok(Outcome::Uploaded(desc.size));
+            }
             Err(e @ (RegistryError::Network { .. } | RegistryError::Status { .. }))
                 if attempt < http::ATTEMPTS =>
             {
@@ -260,6 +273,12 @@ pub(super) fn push_blob(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A digest as progress shows it: the first 12 hex digits.
+fn short(digest: &str) -> String {
+    let hex = digest.trim_start_matches("sha256:");
+    format!("blob {}", hex.get(..12).unwrap_or(hex))
 }
 
 /// `HEAD /v2/<name>/blobs/<digest>`.
@@ -358,6 +377,7 @@ fn upload_chunked(
     path: &Path,
     desc: &Descriptor,
     chunk: u64,
+    progress: &dyn Fn(u64),
 ) -> Result<(), RegistryError> {
     check_readable(path)?;
     let what = format!("the chunked upload of blob `{}`", desc.digest);
@@ -387,7 +407,9 @@ fn upload_chunked(
             Err(e) => return Err(e),
         };
         location = upload_location(session, &what, &resp)?;
-        offset = range_end(&resp).unwrap_or(offset + len);
+        let next = range_end(&resp).unwrap_or(offset + len);
+        progress(next.saturating_sub(offset));
+        offset = next;
     }
 
     let url = with_digest(&location, &desc.digest);

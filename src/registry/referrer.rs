@@ -139,6 +139,14 @@ fn upload_bytes(
     let mut tmp = tempfile::NamedTempFile::new().map_err(io_err)?;
     tmp.write_all(bytes).map_err(io_err)?;
     tmp.flush().map_err(io_err)?;
-    push_blob(session, tmp.path(), &desc, &[], &PushOptions::default())?;
+    let quiet = crate::progress::NoProgress;
+    push_blob(
+        session,
+        tmp.path(),
+        &desc,
+        &[],
+        &PushOptions::default(),
+        &quiet,
+    )?;
     Ok(desc)
 }
