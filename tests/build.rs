@@ -667,3 +667,89 @@ fn the_build_reports_each_layer_it_writes() {
         "{finished:?}"
     );
 }
+
+/// Two builds at once, sharing one empty cache and downloading the same wheels: both finish
+/// with the same digests, and the cache holds every wheel once, whole, with no partial file.
+#[test]
+fn two_builds_at_once_share_a_cache_without_harm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = support::index::IndexServer::start(&tmp.path().join("wheels"));
+    // Big enough that the two downloads overlap.
+    // Incompressible (xorshift), so the wheels stay megabytes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let payload: Vec<u8> = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for name in ["alpha", "beta", "gamma"] {
+        index.add(&WheelBuilder::new(name, "1.0").file(&format!("{name}/data.bin"), &payload));
+    }
+    let spec = tmp.path().join("envbuild.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[image]\nbase = \"scratch\"\n\n[python]\nversion = \"3.11\"\n\
+             interpreter = \"/usr/bin/python3.11\"\nlibc = \"glibc 2.36\"\n\
+             requirements = [\"alpha\", \"beta\", \"gamma\"]\nindexes = [{{ url = \"{}\" }}]\n",
+            index.url()
+        ),
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let envbuild = |args: &[&str]| {
+        let mut cmd = Command::cargo_bin("envbuild").unwrap();
+        cmd.arg("--spec")
+            .arg(&spec)
+            .arg("--cache")
+            .arg(&cache)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let lock = envbuild(&["lock"]).output().unwrap();
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+    // Locking reads metadata files only: the cache is still empty of wheels.
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let outs: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| format!("oci:{}", tmp.path().join(n).display()))
+        .collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|o| envbuild(&["build", "--output", o]).spawn().unwrap())
+        .collect();
+    let results: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for r in &results {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert_eq!(results[0].stdout, results[1].stdout, "the same digests");
+
+    let mut wheels = 0;
+    for e in walkdir::WalkDir::new(&cache) {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".partial-"), "partial file left: {name}");
+        if e.file_type().is_file() && e.path().to_string_lossy().contains("blobs/sha256") {
+            assert_eq!(
+                sha256_file(e.path()),
+                name,
+                "cache entry {name} is not whole"
+            );
+            wheels += 1;
+        }
+    }
+    assert_eq!(wheels, 3, "each wheel once");
+}
