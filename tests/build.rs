@@ -238,20 +238,15 @@ fn prod_layers_are_a_prefix_of_dev_layers() {
     assert_eq!(prod["linux/amd64"][0], prod["linux/arm64"][0], "venv layer");
 }
 
-#[test]
-fn changing_one_package_changes_one_layer() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache_dir = filled_cache(&tmp.path().join("cache"), false);
-    let out = tmp.path().join("out");
-    let before = build(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
-
-    // The same spec and lock, but `six` replaced by another release (a wheel made here).
-    let project = tmp.path().join("project");
+/// The golden spec and lock with `six` replaced by another release (a wheel made here and put
+/// in the cache); returns the project folder.
+fn six_changed(tmp: &Path, cache_dir: &Path) -> PathBuf {
+    let project = tmp.join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::copy(golden_spec(), project.join("envbuild.toml")).unwrap();
     let wheel = WheelBuilder::new("six", "1.16.1").build(&project);
     let sha = sha256_file(&wheel);
-    Cache::new(Some(cache_dir.clone()))
+    Cache::new(Some(cache_dir.to_path_buf()))
         .insert_file(&wheel, &sha)
         .unwrap();
     let lock = std::fs::read_to_string(repo().join("fixtures/golden/envbuild.lock")).unwrap();
@@ -266,6 +261,17 @@ fn changing_one_package_changes_one_layer() {
             &sha,
         );
     std::fs::write(project.join("envbuild.lock"), lock).unwrap();
+    project
+}
+
+#[test]
+fn changing_one_package_changes_one_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = filled_cache(&tmp.path().join("cache"), false);
+    let out = tmp.path().join("out");
+    let before = build(&golden_spec(), &cache_dir, &out, tmp.path(), &[], "022");
+
+    let project = six_changed(tmp.path(), &cache_dir);
     let (after, stderr) = build_logged(
         &project.join("envbuild.toml"),
         &cache_dir,
@@ -752,4 +758,69 @@ fn two_builds_at_once_share_a_cache_without_harm() {
         }
     }
     assert_eq!(wheels, 3, "each wheel once");
+}
+
+/// `diff` of two images reads what they hold from their layers: the six change, per
+/// platform; dev's extra package over prod; and no mixing of a lock with an image.
+#[test]
+fn diff_of_two_images_names_the_packages_that_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = filled_cache(&tmp.path().join("cache"), false);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    build(&golden_spec(), &cache_dir, &a, tmp.path(), &[], "022");
+    let project = six_changed(tmp.path(), &cache_dir);
+    build(
+        &project.join("envbuild.toml"),
+        &cache_dir,
+        &b,
+        tmp.path(),
+        &[],
+        "022",
+    );
+
+    let diff = |old: &str, new: &str, json: bool| {
+        let mut cmd = Command::cargo_bin("envbuild").unwrap();
+        cmd.arg("--cache").arg(&cache_dir);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["diff", old, new]).output().unwrap()
+    };
+    let oci = |dir: &Path, tag: &str| format!("oci:{}:{tag}", dir.display());
+
+    let out = diff(&oci(&a, "prod"), &oci(&b, "prod"), false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        vec![
+            "~ package six (linux/amd64) 1.16.0 -> 1.16.1",
+            "~ package six (linux/arm64) 1.16.0 -> 1.16.1",
+        ],
+        "{stdout}"
+    );
+
+    let out = diff(&oci(&a, "prod"), &oci(&a, "dev"), true);
+    let changes: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added: Vec<&str> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"] == "added")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        added,
+        vec!["pyflakes (linux/amd64)", "pyflakes (linux/arm64)"],
+        "{changes}"
+    );
+
+    let lock = repo().join("fixtures/golden/envbuild.lock");
+    let out = diff(lock.to_str().unwrap(), &oci(&a, "prod"), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("are not of one kind"));
 }

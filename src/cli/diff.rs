@@ -1,20 +1,30 @@
-//! `envbuild diff A B`: what changed between two locks, package by package.
+//! `envbuild diff A B`: what changed between two locks, or two images, package by package.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use clap::Args;
 use serde::Serialize;
 
-use super::{Failure, GlobalArgs};
+use super::image_facts::{PlatformFacts, read_image};
+use super::{EXIT_USAGE, Failure, GlobalArgs};
 use crate::lock::Lock;
+use crate::registry::RegistryOptions;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The older lock file.
-    pub old: PathBuf,
-    /// The newer lock file.
-    pub new: PathBuf,
+    /// The older side: a lock file, `oci:DIR[:TAG]`, or a registry reference.
+    pub old: String,
+    /// The newer side, of the same kind.
+    pub new: String,
+    /// Registries reachable over plain HTTP.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// A lock file rather than an image: named `*.lock`, or an existing file.
+fn is_lock(what: &str) -> bool {
+    !what.starts_with("oci:") && (what.ends_with(".lock") || Path::new(what).is_file())
 }
 
 /// One line of a diff.
@@ -63,9 +73,30 @@ impl std::fmt::Display for Change {
 }
 
 pub fn run(global: &GlobalArgs, args: DiffArgs) -> Result<(), Failure> {
-    let old = Lock::load(&args.old)?;
-    let new = Lock::load(&args.new)?;
-    let changes = diff_locks(&old, &new);
+    let changes = match (is_lock(&args.old), is_lock(&args.new)) {
+        (true, true) => {
+            let old = Lock::load(Path::new(&args.old))?;
+            let new = Lock::load(Path::new(&args.new))?;
+            diff_locks(&old, &new)
+        }
+        (false, false) => {
+            let opts = RegistryOptions::new(args.insecure_registry.clone());
+            let cache = global.cache();
+            let old = read_image(&args.old, &opts, &cache)?;
+            let new = read_image(&args.new, &opts, &cache)?;
+            diff_images(&old, &new)
+        }
+        _ => {
+            return Err(Failure::msg(
+                EXIT_USAGE,
+                format!(
+                    "`{}` and `{}` are not of one kind\nhint: compare two locks or two images; \
+                     `envbuild verify IMAGE` checks an image against the lock",
+                    args.old, args.new
+                ),
+            ));
+        }
+    };
     if global.json {
         println!(
             "{}",
@@ -144,6 +175,71 @@ pub fn diff_locks(old: &Lock, new: &Lock) -> Vec<Change> {
             .collect()
     };
     compare(&mut out, "extension", &extensions(old), &extensions(new));
+    out
+}
+
+/// Differences between two images, platform by platform: base layers, packages, extensions.
+/// With one platform on both sides, names carry no platform.
+pub fn diff_images(
+    old: &BTreeMap<String, PlatformFacts>,
+    new: &BTreeMap<String, PlatformFacts>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    let single = old.len() == 1 && new.len() == 1;
+    let platforms: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for platform in platforms {
+        let suffix = |name: &str| {
+            if single {
+                name.to_string()
+            } else {
+                format!("{name} ({platform})")
+            }
+        };
+        let (Some(a), Some(b)) = (old.get(platform), new.get(platform)) else {
+            let (name, version) = (platform.clone(), "image".to_string());
+            out.push(if old.contains_key(platform) {
+                Change::Removed {
+                    kind: "platform",
+                    name,
+                    version,
+                }
+            } else {
+                Change::Added {
+                    kind: "platform",
+                    name,
+                    version,
+                }
+            });
+            continue;
+        };
+        // The base as its top layer and layer count: a new base changes every layer above it.
+        let base = |f: &PlatformFacts| {
+            let top = f.base_layers.last().map_or("none", |d| {
+                let hex = d.trim_start_matches("sha256:");
+                hex.get(..12).unwrap_or(hex)
+            });
+            BTreeMap::from([(
+                suffix("base"),
+                format!("{} layers, top {top}", f.base_layers.len()),
+            )])
+        };
+        compare(&mut out, "base", &base(a), &base(b));
+        let named = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter().map(|(k, v)| (suffix(k), v.clone())).collect()
+        };
+        compare(
+            &mut out,
+            "package",
+            &named(&a.packages),
+            &named(&b.packages),
+        );
+        compare(
+            &mut out,
+            "extension",
+            &named(&a.extensions),
+            &named(&b.extensions),
+        );
+    }
     out
 }
 

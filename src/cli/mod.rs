@@ -4,6 +4,7 @@
 mod build;
 mod diff;
 mod fetch;
+mod image_facts;
 mod init;
 mod inspect;
 mod lock;
