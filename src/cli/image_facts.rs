@@ -24,8 +24,8 @@ pub struct PlatformFacts {
     pub extensions: BTreeMap<String, String>,
 }
 
-/// Where the image is read from.
-enum Source {
+/// Where an image is read from: a layout, or a registry through the cache.
+pub(super) enum Source {
     Layout(Layout),
     Registry {
         reference: String,
@@ -35,7 +35,35 @@ enum Source {
 }
 
 impl Source {
-    fn json(&self, digest: &str) -> Result<Value, Failure> {
+    /// Opens `oci:DIR[:TAG]` (the tag defaulting to `default_tag`) or a registry reference;
+    /// returns the source and the digest of the image's root.
+    pub(super) fn open(
+        what: &str,
+        default_tag: Option<&str>,
+        opts: &RegistryOptions,
+        cache: &Cache,
+    ) -> Result<(Source, String), Failure> {
+        match what.strip_prefix("oci:") {
+            Some(rest) => {
+                let (dir, tag) = super::verify::split_layout(rest);
+                let layout = Layout::open(Path::new(dir))?;
+                let root = layout.resolve_tag(tag.or(default_tag))?.digest;
+                Ok((Source::Layout(layout), root))
+            }
+            None => {
+                let root = crate::registry::fetch_root(what, opts)?.digest;
+                let source = Source::Registry {
+                    reference: what.to_string(),
+                    opts: opts.clone(),
+                    cache: cache.clone(),
+                };
+                Ok((source, root))
+            }
+        }
+    }
+
+    /// A manifest, index or config, parsed.
+    pub(super) fn json(&self, digest: &str) -> Result<Value, Failure> {
         let bytes = match self {
             Source::Layout(l) => l.read_blob(digest)?,
             Source::Registry {
@@ -56,7 +84,8 @@ impl Source {
             .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{digest}` is not JSON: {e}")))
     }
 
-    fn blob(&self, digest: &str) -> Result<PathBuf, Failure> {
+    /// A blob on disk (pulled into the cache for a registry).
+    pub(super) fn blob(&self, digest: &str) -> Result<PathBuf, Failure> {
         match self {
             Source::Layout(l) => Ok(l.blob_path(digest)?),
             Source::Registry {
@@ -74,23 +103,7 @@ pub fn read_image(
     opts: &RegistryOptions,
     cache: &Cache,
 ) -> Result<BTreeMap<String, PlatformFacts>, Failure> {
-    let (source, root) = match what.strip_prefix("oci:") {
-        Some(rest) => {
-            let (dir, tag) = super::verify::split_layout(rest);
-            let layout = Layout::open(Path::new(dir))?;
-            let root = layout.resolve_tag(tag)?.digest;
-            (Source::Layout(layout), root)
-        }
-        None => {
-            let root = crate::registry::fetch_root(what, opts)?.digest;
-            let source = Source::Registry {
-                reference: what.to_string(),
-                opts: opts.clone(),
-                cache: cache.clone(),
-            };
-            (source, root)
-        }
-    };
+    let (source, root) = Source::open(what, None, opts, cache)?;
 
     let root_json = source.json(&root)?;
     let manifests: Vec<String> = match root_json.get("manifests").and_then(Value::as_array) {

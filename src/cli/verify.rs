@@ -2,15 +2,13 @@
 //! before. On a mismatch it names the platform, the layer and the first file that differs — the
 //! question a user has when reproducibility breaks.
 
-use std::path::{Path, PathBuf};
-
 use clap::Args;
 use serde_json::Value;
 
 use super::build::load_fresh;
+use super::image_facts::Source;
 use super::{EXIT_FAILURE, EXIT_USAGE, Failure, GlobalArgs};
 use crate::build::{self, BuildRequest};
-use crate::cache::Cache;
 use crate::image::Layout;
 use crate::layer::{self, ListedEntry};
 use crate::registry::RegistryOptions;
@@ -30,40 +28,6 @@ pub struct VerifyArgs {
     pub insecure_registry: Vec<String>,
 }
 
-/// Where the image being checked lives.
-enum Other {
-    Layout(Layout),
-    Registry {
-        reference: String,
-        opts: RegistryOptions,
-        cache: Cache,
-    },
-}
-
-impl Other {
-    fn json(&self, digest: &str) -> Result<Value, Failure> {
-        let bytes = match self {
-            Other::Layout(l) => l.read_blob(digest)?,
-            Other::Registry {
-                reference, opts, ..
-            } => crate::registry::fetch_manifest(reference, digest, opts)?.bytes,
-        };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{digest}` is not JSON: {e}")))
-    }
-
-    fn blob(&self, digest: &str) -> Result<PathBuf, Failure> {
-        match self {
-            Other::Layout(l) => Ok(l.blobs_dir().join(digest.trim_start_matches("sha256:"))),
-            Other::Registry {
-                reference,
-                opts,
-                cache,
-            } => Ok(crate::registry::pull_blob(reference, digest, cache, opts)?),
-        }
-    }
-}
-
 pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
     let (spec, lock) = load_fresh(global, false)?;
     let target = match &args.target {
@@ -77,20 +41,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
     let cache = global.cache();
 
     // The image to compare with, and its root digest.
-    let (other, other_digest) = if let Some(rest) = args.image.strip_prefix("oci:") {
-        let (dir, tag) = split_layout(rest);
-        let layout = Layout::open(Path::new(dir))?;
-        let desc = layout.resolve_tag(Some(tag.unwrap_or(&target)))?;
-        (Other::Layout(layout), desc.digest)
-    } else {
-        let root = crate::registry::fetch_root(&args.image, &opts)?;
-        let other = Other::Registry {
-            reference: args.image.clone(),
-            opts: opts.clone(),
-            cache: cache.clone(),
-        };
-        (other, root.digest)
-    };
+    let (other, other_digest) = Source::open(&args.image, Some(&target), &opts, &cache)?;
 
     // Rebuild into a scratch layout.
     let scratch = tempfile::tempdir().map_err(|e| Failure::msg(EXIT_FAILURE, e.to_string()))?;
@@ -191,7 +142,7 @@ fn layer_digests(manifest: &Value) -> Vec<String> {
 fn explain(
     mine: &Layout,
     my_digest: &str,
-    other: &Other,
+    other: &Source,
     other_digest: &str,
 ) -> Result<String, Failure> {
     let read_mine = |d: &str| -> Result<Value, Failure> {
