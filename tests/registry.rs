@@ -738,3 +738,43 @@ fn a_multi_platform_base_by_digest_is_detected_and_mounted_per_platform() {
     let mounted = format!("{} mounted", base_layers.len());
     assert!(stderr.contains(&mounted), "want `{mounted}`:\n{stderr}");
 }
+
+/// Reading commands take the same credentials as push: a private image inspected with
+/// `--username` and `--password-stdin`, refused without them.
+#[test]
+fn reading_commands_take_credentials_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("tiny");
+    write_tiny_layout(&layout, "t", b"private base\n");
+    let registry = Registry::start_with_auth("ci", PASSWORD);
+    let creds = format!("ci:{PASSWORD}");
+    support::registry::skopeo_copy_from_layout(
+        &layout,
+        "t",
+        &registry.reference("private/base:1"),
+        Some(&creds),
+    );
+    let reference = registry.reference("private/base:1");
+
+    let out = envbuild().args(["inspect", &reference]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("asks for credentials"), "{stderr}");
+
+    let out = envbuild()
+        .args([
+            "inspect",
+            "--json",
+            "--username",
+            "ci",
+            "--password-stdin",
+            &reference,
+        ])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["digest"], layout_digest(&layout, "t").as_str(), "{doc}");
+}

@@ -27,7 +27,8 @@ pub enum BaseError {
     #[error("Base image `{reference}`: {message}")]
     Invalid { reference: String, message: String },
     #[error(
-        "Base image `{reference}` has no `{platform}` image (it has: {available})\nhint: remove `{platform}` from `image.platforms` or choose a base built for it"
+        "Base image `{reference}` has no `{platform}` image (it has: {available})\nhint: remove \
+         `{platform}` from `image.platforms` or choose a base built for it"
     )]
     MissingPlatform {
         reference: String,
@@ -35,7 +36,8 @@ pub enum BaseError {
         available: String,
     },
     #[error(
-        "Could not detect {what} in base image `{reference}` for `{platform}`\nhint: set `{key}` under `[python]` in the spec"
+        "Could not detect {what} in base image `{reference}` for `{platform}`\nhint: set \
+         `{key}` under `[python]` in the spec"
     )]
     Undetected {
         reference: String,
@@ -199,7 +201,8 @@ fn lock_scratch(
     let missing = |key: &str| BaseError::Invalid {
         reference: reference.to_string(),
         message: format!(
-            "a `scratch` base has no Python to detect\nhint: set `{key}` under `[python]` in the spec"
+            "a `scratch` base has no Python to detect\nhint: set `{key}` under `[python]` in \
+             the spec"
         ),
     };
     let version = overrides

@@ -9,6 +9,7 @@
 //!    tags, in a fixed order so the parallelism can never show in the bytes.
 
 mod fetch;
+mod layers;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,8 +23,8 @@ use plan::{LayerContent, Link};
 use crate::base::{BaseError, BaseRef};
 use crate::cache::{Cache, CacheError};
 use crate::image::{self, ConfigSpec, Descriptor, ImageError, Layout};
-use crate::layer::memo::{self, Memo};
-use crate::layer::{self, Entry, EntryKind, LayerError, LayerInfo, LayerOptions};
+use crate::layer::memo::Memo;
+use crate::layer::{Entry, EntryKind, LayerError, LayerInfo, LayerOptions};
 use crate::lock::Lock;
 use crate::platform::Platform;
 use crate::progress::{Reporter, Stage};
@@ -237,75 +238,26 @@ pub fn build(
         }
     }
 
-    // 3. Write: layers in parallel, then the JSON documents in plan order.
+    // 3. Write: layers in parallel (`layers`), then the JSON documents in plan order.
     let layout = if out.join("oci-layout").exists() {
         Layout::open(out)?
     } else {
         Layout::create(out)?
     };
-    let blobs = layout.blobs_dir();
-    let opts = LayerOptions {
-        mtime: epoch.max(0) as u64,
-    };
-    // Layers are written into a staging folder inside the layout and moved into `blobs/`
-    // only when every one of them succeeded: a failed build leaves no blob behind, not even
-    // complete ones nothing refers to. Dropping the folder on an error path removes it.
-    let staging = tempfile::Builder::new()
-        .prefix(".staging-")
-        .tempdir_in(out)
-        .map_err(|e| BuildError::Internal(format!("cannot stage in `{}`: {e}", out.display())))?;
     let jobs: Vec<JobKey> = jobs.into_iter().collect();
-    let memo = Memo::new(cache.root());
-
-    // Largest layers first, handed out one at a time as threads free up: with the plan's own
-    // order the biggest layer (scipy, say) could start last and run alone on one core. The
-    // order changes no bytes: results are matched to jobs by index.
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(job_weight(&jobs[i], &installed)));
-    let mut results: Vec<(usize, Result<LayerInfo, BuildError>)> = order
-        .into_iter()
-        .par_bridge()
-        .map(|i| {
-            let job = &jobs[i];
-            let ctx = ctxs
-                .iter()
-                .find(|c| c.platform == job.platform)
-                .ok_or_else(|| BuildError::Internal("platform context missing".into()));
-            let result = ctx.and_then(|ctx| {
-                let entries =
-                    layer_entries(lock, spec, ctx, &job.content, &installed, &vsix_paths)?;
-                write_job(
-                    ctx,
-                    job,
-                    entries,
-                    &opts,
-                    &memo,
-                    &blobs,
-                    staging.path(),
-                    reporter,
-                )
-            });
-            (i, result)
-        })
-        .collect();
-    // The first failing job in plan order is the one reported, whatever finished first.
-    results.sort_by_key(|(i, _)| *i);
-    let written: Vec<LayerInfo> = results
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect::<Result<_, _>>()?;
-    for info in &written {
-        let hex = info.digest.trim_start_matches("sha256:");
-        let dest = blobs.join(hex);
-        // A blob already there has the same bytes (same digest); keep it. Layers the memo
-        // found are there already and were never staged.
-        if !dest.exists() {
-            std::fs::rename(staging.path().join(hex), &dest).map_err(|e| {
-                BuildError::Internal(format!("cannot move a layer to `{}`: {e}", dest.display()))
-            })?;
-        }
-    }
-    drop(staging);
+    let inputs = layers::JobInputs {
+        lock,
+        spec,
+        ctxs: &ctxs,
+        installed: &installed,
+        vsix_paths: &vsix_paths,
+        opts: LayerOptions {
+            mtime: epoch.max(0) as u64,
+        },
+        memo: Memo::new(cache.root()),
+        reporter,
+    };
+    let written = layers::write_layers(&inputs, &jobs, &layout, out)?;
     let layer_of: BTreeMap<&JobKey, &LayerInfo> = jobs.iter().zip(&written).collect();
 
     let mut manifests: BTreeMap<String, Vec<(Descriptor, Platform, BuiltPlatform)>> =
@@ -356,78 +308,6 @@ pub fn build(
         });
     }
     Ok(out_images)
-}
-
-/// How much work a layer is, for scheduling: the installed bytes of its packages.
-fn job_weight(job: &JobKey, installed: &InstalledMap) -> u64 {
-    match &job.content {
-        LayerContent::Packages { names, .. } => installed
-            .iter()
-            .filter(|((p, name, _), _)| *p == job.platform && names.contains(name))
-            .map(|(_, inst)| inst.installed_size)
-            .sum(),
-        _ => 0,
-    }
-}
-
-/// Writes one layer into `staging`, unless the memo knows a blob in `blobs` made from the
-/// same inputs, which is then used as it is.
-#[allow(clippy::too_many_arguments)]
-fn write_job(
-    ctx: &PlatformCtx,
-    job: &JobKey,
-    entries: Vec<Entry>,
-    opts: &LayerOptions,
-    memo: &Memo,
-    blobs: &Path,
-    staging: &Path,
-    reporter: &dyn Reporter,
-) -> Result<LayerInfo, BuildError> {
-    let created_by = job.content.created_by();
-    let what = format!(
-        "{} ({})",
-        created_by.trim_start_matches("envbuild: "),
-        job.platform
-    );
-    let key = memo::key(&entries, opts);
-    if let Some(info) = key.as_deref().and_then(|k| memo.lookup(k, blobs)) {
-        tracing::debug!("layer {what} unchanged: {}", info.digest);
-        return Ok(info);
-    }
-    reporter.started(Stage::Layer, &what, None);
-    let info = layer::write_layer(entries, opts, staging)
-        .map_err(|source| layer_error(ctx, &job.content, source))?;
-    if let Some(k) = &key {
-        memo.record(k, &info);
-    }
-    reporter.advanced(Stage::Layer, &what, info.size);
-    reporter.finished(Stage::Layer, &what);
-    Ok(info)
-}
-
-/// A layer error, with a member whose bytes do not match its wheel's `RECORD` put in terms of
-/// the wheel: the cached file is the locked one, so it is the wheel itself that is broken.
-fn layer_error(ctx: &PlatformCtx, content: &LayerContent, source: LayerError) -> BuildError {
-    if let LayerError::ZipHash {
-        archive,
-        path,
-        expected,
-        actual,
-        ..
-    } = &source
-        && let Some((file, _)) = ctx.wheels.values().find(|(_, p)| p == archive)
-    {
-        return BuildError::RecordMismatch {
-            file: file.clone(),
-            path: path.clone(),
-            expected: expected.clone(),
-            actual: actual.clone(),
-        };
-    }
-    BuildError::Layer {
-        what: content.created_by(),
-        source: Box::new(source),
-    }
 }
 
 /// What the fetch step hands to the plan.

@@ -37,7 +37,8 @@ pub enum CacheError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error(
-        "`{what}` (sha256 `{sha256}`) is not in the cache `{cache}` and the build is offline\nhint: run `envbuild fetch` while online, or pass `--cache` pointing at a filled cache"
+        "`{what}` (sha256 `{sha256}`) is not in the cache `{cache}` and the build is offline\n\
+         hint: run `envbuild fetch` while online, or pass `--cache` pointing at a filled cache"
     )]
     Missing {
         what: String,

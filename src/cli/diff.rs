@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::image_facts::{PlatformFacts, read_image};
 use super::{EXIT_USAGE, Failure, GlobalArgs};
 use crate::lock::Lock;
-use crate::registry::RegistryOptions;
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -17,9 +16,8 @@ pub struct DiffArgs {
     pub old: String,
     /// The newer side, of the same kind.
     pub new: String,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
 
 /// A lock file rather than an image: named `*.lock`, or an existing file.
@@ -80,7 +78,7 @@ pub fn run(global: &GlobalArgs, args: DiffArgs) -> Result<(), Failure> {
             diff_locks(&old, &new)
         }
         (false, false) => {
-            let opts = RegistryOptions::new(args.insecure_registry.clone());
+            let opts = args.registry.options(&[])?;
             let cache = global.cache();
             let old = read_image(&args.old, &opts, &cache)?;
             let new = read_image(&args.new, &opts, &cache)?;

@@ -10,7 +10,6 @@ use super::{Failure, GlobalArgs};
 use crate::build::{self, BuildRequest};
 use crate::cache::Cache;
 use crate::platform::Platform;
-use crate::registry::RegistryOptions;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -24,9 +23,8 @@ pub struct FetchArgs {
     /// with `--cache DIR --offline`.
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<(), Failure> {
@@ -40,14 +38,12 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<(), Failure> {
     } else {
         args.target.clone()
     };
-    let mut insecure = spec.image.insecure_registries.clone();
-    insecure.extend(args.insecure_registry.iter().cloned());
     let request = BuildRequest {
         targets,
         platforms,
         source_date_epoch: None,
         offline: false,
-        registry: RegistryOptions::new(insecure),
+        registry: args.registry.options(&spec.image.insecure_registries)?,
     };
     let cache = match &args.to {
         Some(dir) => Cache::new(Some(dir.clone())),

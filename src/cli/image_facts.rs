@@ -62,26 +62,29 @@ impl Source {
         }
     }
 
-    /// A manifest, index or config, parsed.
+    /// A manifest or index, parsed (digest checked on the way).
     pub(super) fn json(&self, digest: &str) -> Result<Value, Failure> {
         let bytes = match self {
             Source::Layout(l) => l.read_blob(digest)?,
             Source::Registry {
-                reference,
-                opts,
-                cache,
-            } => match crate::registry::fetch_manifest(reference, digest, opts) {
-                Ok(f) => f.bytes,
-                // A config is a blob, not a manifest.
-                Err(_) => {
-                    let p = crate::registry::pull_blob(reference, digest, cache, opts)?;
-                    std::fs::read(&p)
-                        .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{digest}`: {e}")))?
-                }
-            },
+                reference, opts, ..
+            } => crate::registry::fetch_manifest(reference, digest, opts)?.bytes,
         };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{digest}` is not JSON: {e}")))
+        parse(digest, &bytes)
+    }
+
+    /// A config, parsed: a blob, so a registry serves it from its blob endpoint.
+    pub(super) fn config(&self, digest: &str) -> Result<Value, Failure> {
+        let bytes = match self {
+            Source::Layout(l) => l.read_blob(digest)?,
+            // The cache checked the hash when the blob came in.
+            Source::Registry { .. } => {
+                let path = self.blob(digest)?;
+                std::fs::read(&path)
+                    .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{}`: {e}", path.display())))?
+            }
+        };
+        parse(digest, &bytes)
     }
 
     /// A blob on disk (pulled into the cache for a registry).
@@ -95,6 +98,11 @@ impl Source {
             } => Ok(crate::registry::pull_blob(reference, digest, cache, opts)?),
         }
     }
+}
+
+fn parse(digest: &str, bytes: &[u8]) -> Result<Value, Failure> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{digest}` is not JSON: {e}")))
 }
 
 /// Reads `oci:DIR[:TAG]` or a registry reference: platform → what it holds.
@@ -116,7 +124,7 @@ pub fn read_image(
     let mut out = BTreeMap::new();
     for digest in manifests {
         let manifest = source.json(&digest)?;
-        let config = source.json(manifest["config"]["digest"].as_str().unwrap_or_default())?;
+        let config = source.config(manifest["config"]["digest"].as_str().unwrap_or_default())?;
         let platform = format!(
             "{}/{}",
             config["os"].as_str().unwrap_or("?"),

@@ -6,22 +6,17 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::image_facts::Source;
 use super::{EXIT_FAILURE, Failure, GlobalArgs};
-use crate::image::Layout;
 use crate::lock::Lock;
-use crate::registry::RegistryOptions;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// A lock file, `oci:DIR[:TAG]`, or a registry reference.
     pub what: String,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
-
-/// Reads a manifest or config by digest.
-type Reader = dyn Fn(&str) -> Result<Vec<u8>, Failure>;
 
 /// One layer of an inspected image.
 #[derive(Debug, Serialize)]
@@ -47,37 +42,13 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> Result<(), Failure> {
         let lock = Lock::load(path)?;
         return inspect_lock(global, &lock);
     }
-    let read: Box<Reader>;
-    let root;
-    if let Some(rest) = args.what.strip_prefix("oci:") {
-        let (dir, tag) = match rest.rsplit_once(':') {
-            Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, Some(t)),
-            _ => (rest, None),
-        };
-        let layout = Layout::open(Path::new(dir))?;
-        root = layout.resolve_tag(tag)?.digest;
-        read = Box::new(move |d: &str| Ok(layout.read_blob(d)?));
-    } else {
-        let opts = RegistryOptions::new(args.insecure_registry.clone());
-        let fetched = crate::registry::fetch_root(&args.what, &opts)?;
-        root = fetched.digest;
-        let reference = args.what.clone();
-        let cache = global.cache();
-        read = Box::new(move |d: &str| {
-            // Manifests come from the manifest endpoint, configs from the blob endpoint.
-            match crate::registry::fetch_manifest(&reference, d, &opts) {
-                Ok(f) => Ok(f.bytes),
-                Err(_) => {
-                    let p = crate::registry::pull_blob(&reference, d, &cache, &opts)?;
-                    std::fs::read(&p).map_err(|e| Failure::msg(EXIT_FAILURE, e.to_string()))
-                }
-            }
-        });
-    }
-    let json = |d: &str| -> Result<Value, Failure> {
-        serde_json::from_slice(&read(d)?)
-            .map_err(|e| Failure::msg(EXIT_FAILURE, format!("`{d}` is not JSON: {e}")))
-    };
+    let (source, root) = Source::open(
+        &args.what,
+        None,
+        &args.registry.options(&[])?,
+        &global.cache(),
+    )?;
+    let json = |d: &str| source.json(d);
 
     let root_json = json(&root)?;
     let mut manifests = Vec::new();
@@ -102,7 +73,7 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> Result<(), Failure> {
     let mut rows = Vec::new();
     for (platform, digest) in manifests {
         let manifest = json(&digest)?;
-        let config = json(manifest["config"]["digest"].as_str().unwrap_or_default())?;
+        let config = source.config(manifest["config"]["digest"].as_str().unwrap_or_default())?;
         let platform = if platform.is_empty() {
             format!(
                 "{}/{}",

@@ -7,7 +7,6 @@ use clap::Args;
 use super::{EXIT_STALE, Failure, GlobalArgs};
 use crate::base::{self, BaseRef, Overrides};
 use crate::lock::{LOCK_VERSION, Lock, Settings, TargetLock};
-use crate::registry::RegistryOptions;
 use crate::resolve::{self, PlatformEnv, ResolveRequest, Upgrade};
 use crate::spec::{self, Libc, Spec};
 
@@ -22,9 +21,8 @@ pub struct LockArgs {
     /// Allow this package to change version (repeatable).
     #[arg(long, short = 'P', value_name = "NAME")]
     pub upgrade_package: Vec<String>,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: LockArgs) -> Result<(), Failure> {
@@ -103,9 +101,7 @@ pub fn lock_spec(
         .unwrap_or(std::path::Path::new(""))
         .to_path_buf();
     let platforms = spec.platforms();
-    let mut insecure = spec.image.insecure_registries.clone();
-    insecure.extend(args.insecure_registry.iter().cloned());
-    let opts = RegistryOptions::new(insecure);
+    let opts = args.registry.options(&spec.image.insecure_registries)?;
 
     // 1. The base: digests per platform and what it holds.
     let overrides = Overrides {

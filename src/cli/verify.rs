@@ -11,7 +11,6 @@ use super::{EXIT_FAILURE, EXIT_USAGE, Failure, GlobalArgs};
 use crate::build::{self, BuildRequest};
 use crate::image::Layout;
 use crate::layer::{self, ListedEntry};
-use crate::registry::RegistryOptions;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -23,9 +22,8 @@ pub struct VerifyArgs {
     /// Use only the cache.
     #[arg(long)]
     pub offline: bool,
-    /// Registries reachable over plain HTTP.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
@@ -35,9 +33,7 @@ pub fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<(), Failure> {
         None if lock.targets.len() == 1 => lock.targets.keys().next().cloned().unwrap_or_default(),
         None => "prod".to_string(),
     };
-    let mut insecure = spec.image.insecure_registries.clone();
-    insecure.extend(args.insecure_registry.iter().cloned());
-    let opts = RegistryOptions::new(insecure);
+    let opts = args.registry.options(&spec.image.insecure_registries)?;
     let cache = global.cache();
 
     // The image to compare with, and its root digest.

@@ -71,7 +71,8 @@ pub enum RegistryError {
     #[error("`{reference}` was not found in registry `{registry}`")]
     NotFound { registry: String, reference: String },
     #[error(
-        "Registry `{registry}` answered `{what}` with bytes of digest `{actual}`, not `{expected}`\n\
+        "Registry `{registry}` answered `{what}` with bytes of digest `{actual}`, not \
+         `{expected}`\n\
          hint: the registry or something between it and here altered the content; nothing of it \
          was used"
     )]

@@ -102,7 +102,10 @@ pub fn cyclonedx(lock: &Lock, target: &str, platform: Platform) -> String {
             "purl": purl,
             "hashes": [{"alg": "SHA-256", "content": artifact.sha256}],
             "externalReferences": [{"type": "distribution", "url": artifact.url}],
-            "properties": [{"name": "envbuild:vscode-target-platform", "value": artifact.target_platform}],
+            "properties": [{
+                "name": "envbuild:vscode-target-platform",
+                "value": artifact.target_platform,
+            }],
         }));
     }
 
