@@ -94,7 +94,8 @@ pub fn push_layout(
     }
 
     // 1. Everything the root references, read from the layout (digests checked on read).
-    let (manifests, blobs) = collect(&layout, &root)?;
+    let root_bytes = layout.read_blob(&root.digest)?;
+    let (manifests, blobs) = collect(&layout, root.media_type == MEDIA_TYPE_INDEX, &root_bytes)?;
 
     // 2. One session, allowed to read the mount sources too.
     let mount_repos: Vec<String> = push
@@ -130,7 +131,6 @@ pub fn push_layout(
     for (desc, bytes) in &manifests {
         put_manifest(&session, &desc.digest, desc, bytes)?;
     }
-    let root_bytes = layout.read_blob(&root.digest)?;
     let name = image.tag.clone().or_else(|| image.digest.clone());
     let name = name.unwrap_or_else(|| "latest".to_string());
     put_manifest(&session, &name, &root, &root_bytes)?;
@@ -148,7 +148,7 @@ pub fn push_layout(
 /// (configs and layers, each once, in first-seen order).
 type Collected = (Vec<(Descriptor, Vec<u8>)>, Vec<Descriptor>);
 
-fn collect(layout: &Layout, root: &Descriptor) -> Result<Collected, RegistryError> {
+fn collect(layout: &Layout, is_index: bool, root_bytes: &[u8]) -> Result<Collected, RegistryError> {
     let mut manifests = Vec::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut add_blobs = |bytes: &[u8]| {
@@ -166,9 +166,8 @@ fn collect(layout: &Layout, root: &Descriptor) -> Result<Collected, RegistryErro
         }
     };
 
-    let root_bytes = layout.read_blob(&root.digest)?;
-    if root.media_type == MEDIA_TYPE_INDEX {
-        let v: Value = serde_json::from_slice(&root_bytes).unwrap_or(Value::Null);
+    if is_index {
+        let v: Value = serde_json::from_slice(root_bytes).unwrap_or(Value::Null);
         let children = v.get("manifests").and_then(Value::as_array).cloned();
         for d in children
             .unwrap_or_default()
@@ -180,7 +179,7 @@ fn collect(layout: &Layout, root: &Descriptor) -> Result<Collected, RegistryErro
             manifests.push((d, bytes));
         }
     } else {
-        add_blobs(&root_bytes);
+        add_blobs(root_bytes);
     }
     Ok((manifests, blobs))
 }
